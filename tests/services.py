@@ -11,7 +11,9 @@ import socket
 
 import pytest
 
-POSTGRES_URL = os.environ.get("CAMPAIGNS_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "CAMPAIGNS_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("CAMPAIGNS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

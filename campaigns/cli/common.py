@@ -1,0 +1,31 @@
+"""What every sub-command shares: settings and a database for the length of one command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from campaigns.db import database
+from campaigns.errors import DomainError
+from campaigns.settings import Settings, load_settings
+
+
+def run_with_db(body: Callable[[Settings], Awaitable[int]]) -> int:
+    """Load settings, migrate and open the database, run `body`, report domain errors in French."""
+    settings = load_settings()
+
+    async def runner() -> int:
+        async with database(settings.database_url):
+            return await body(settings)
+
+    try:
+        return asyncio.run(runner())
+    except DomainError as exc:
+        print(f"Erreur : {exc.detail}", file=sys.stderr)
+        return 1
+
+
+def add_common(parser: Any) -> None:
+    """Nothing yet: a place for options every command takes."""

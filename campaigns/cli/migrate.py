@@ -1,0 +1,21 @@
+"""`campaigns migrate`: apply pending database migrations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from campaigns.db import migrate
+from campaigns.settings import load_settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("migrate", help="appliquer les migrations de la base")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    asyncio.run(migrate(settings.database_url))
+    print("Base de données à jour.")
+    return 0

@@ -1,0 +1,63 @@
+"""`campaigns serve`: the web application (and, without Redis, the in-process worker)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from aiohttp import web
+
+from campaigns import staff as staff_service
+from campaigns.composition import build_runtime, close_runtime
+from campaigns.db import database
+from campaigns.models import Role, Staff
+from campaigns.settings import Settings, load_settings
+from campaigns.web.app import create_app
+
+log = logging.getLogger(__name__)
+FIRST_ADMIN = "admin@ccas.local"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="lancer l'application web")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    asyncio.run(serve(settings, args.host, args.port))
+    return 0
+
+
+async def ensure_first_admin() -> str | None:
+    """On an empty staff table create an admin; return its one-time password."""
+    if await Staff.exists():
+        return None
+    _, password = await staff_service.create_staff(FIRST_ADMIN, Role.ADMIN, name="Administrateur")
+    return password
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    async with database(settings.database_url):
+        password = await ensure_first_admin()
+        if password is not None:
+            print(
+                f"Compte administrateur créé : {FIRST_ADMIN}\n"
+                f"Mot de passe à usage unique (affiché une seule fois) : {password}",
+                flush=True,
+            )
+        runtime = await build_runtime(settings)
+        app = create_app(runtime)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        print(f"campaigns écoute sur http://{host}:{port}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+            await close_runtime(runtime)

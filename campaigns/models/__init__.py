@@ -1,0 +1,46 @@
+"""The tortoise models of the service, one module per domain area."""
+
+from campaigns.models.audit import AuditEvent
+from campaigns.models.messaging import (
+    Campaign,
+    CampaignRun,
+    CampaignStatus,
+    Message,
+    MessagePart,
+    MessageStatus,
+    Template,
+    TemplateVersion,
+)
+from campaigns.models.registry import Audience, Membership, OptOut, Person
+from campaigns.models.replies import (
+    Escalation,
+    EscalationNote,
+    EscalationStatus,
+    InboundPart,
+    Reply,
+)
+from campaigns.models.staff import ApiToken, Role, Staff
+
+__all__ = [
+    "ApiToken",
+    "Audience",
+    "AuditEvent",
+    "Campaign",
+    "CampaignRun",
+    "CampaignStatus",
+    "Escalation",
+    "EscalationNote",
+    "EscalationStatus",
+    "InboundPart",
+    "Membership",
+    "Message",
+    "MessagePart",
+    "MessageStatus",
+    "OptOut",
+    "Person",
+    "Reply",
+    "Role",
+    "Staff",
+    "Template",
+    "TemplateVersion",
+]

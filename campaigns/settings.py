@@ -1,0 +1,133 @@
+"""Typed settings, read once from the environment (and an optional `.env`) at start-up."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default="sqlite://campaigns.db", validation_alias=_env("CAMPAIGNS_DATABASE_URL")
+    )
+    redis_url: str | None = Field(default=None, validation_alias=_env("CAMPAIGNS_REDIS_URL"))
+    sms_provider: Literal["console", "vonage"] = Field(
+        default="console", validation_alias=_env("CAMPAIGNS_SMS_PROVIDER")
+    )
+    email_provider: Literal["console", "smtp"] | None = Field(
+        default=None, validation_alias=_env("CAMPAIGNS_EMAIL_PROVIDER")
+    )
+    vonage_api_key: str | None = Field(default=None, validation_alias=_env("VONAGE_API_KEY"))
+    vonage_api_secret: str | None = Field(default=None, validation_alias=_env("VONAGE_API_SECRET"))
+    vonage_signature_secret: str | None = Field(
+        default=None, validation_alias=_env("VONAGE_SIGNATURE_SECRET")
+    )
+    vonage_signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = Field(
+        default="md5hash", validation_alias=_env("VONAGE_SIGNATURE_METHOD")
+    )
+    vonage_sms_host: str | None = Field(default=None, validation_alias=_env("VONAGE_SMS_HOST"))
+    vonage_ca_file: str | None = Field(default=None, validation_alias=_env("VONAGE_CA_FILE"))
+    smtp_host: str | None = Field(default=None, validation_alias=_env("CAMPAIGNS_SMTP_HOST"))
+    smtp_port: int = Field(default=25, ge=1, le=65535, validation_alias=_env("CAMPAIGNS_SMTP_PORT"))
+    smtp_user: str | None = Field(default=None, validation_alias=_env("CAMPAIGNS_SMTP_USER"))
+    smtp_password: str | None = Field(
+        default=None, validation_alias=_env("CAMPAIGNS_SMTP_PASSWORD")
+    )
+    smtp_starttls: bool = Field(default=False, validation_alias=_env("CAMPAIGNS_SMTP_STARTTLS"))
+    email_sender: str = Field(
+        default="ccas@localhost", validation_alias=_env("CAMPAIGNS_EMAIL_SENDER")
+    )
+    secret_key: str | None = Field(default=None, validation_alias=_env("CAMPAIGNS_SECRET_KEY"))
+    timezone: str = Field(default="Europe/Paris", validation_alias=_env("CAMPAIGNS_TIMEZONE"))
+    send_rate: float = Field(default=30, ge=0, validation_alias=_env("CAMPAIGNS_SEND_RATE"))
+    send_window: str = Field(
+        default="mon-sat 09:00-19:00", validation_alias=_env("CAMPAIGNS_SEND_WINDOW")
+    )
+    holidays: str = Field(default="FR", validation_alias=_env("CAMPAIGNS_HOLIDAYS"))
+    sms_optout_mention: str | None = Field(
+        default=None, validation_alias=_env("CAMPAIGNS_SMS_OPTOUT_MENTION")
+    )
+    sms_sender: str = Field(default="CCAS", validation_alias=_env("CAMPAIGNS_SMS_SENDER"))
+    sms_price_per_part: Decimal = Field(
+        default=Decimal("0.0650"), ge=0, validation_alias=_env("CAMPAIGNS_SMS_PRICE")
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8080", validation_alias=_env("CAMPAIGNS_PUBLIC_URL")
+    )
+    ccas_name: str = Field(default="CCAS", validation_alias=_env("CAMPAIGNS_CCAS_NAME"))
+    ccas_hotline: str = Field(
+        default="0800 000 000", validation_alias=_env("CAMPAIGNS_CCAS_HOTLINE")
+    )
+    ccas_hours: str = Field(
+        default="du lundi au vendredi de 9h à 17h", validation_alias=_env("CAMPAIGNS_CCAS_HOURS")
+    )
+    ccas_region: str = Field(default="FR", validation_alias=_env("CAMPAIGNS_REGION"))
+    opening_hours: str = Field(
+        default="mon-fri 09:00-17:00", validation_alias=_env("CAMPAIGNS_OPENING_HOURS")
+    )
+    outbox_dir: Path = Field(default=Path("outbox"), validation_alias=_env("CAMPAIGNS_OUTBOX_DIR"))
+    failure_pause_threshold: float = Field(
+        default=0.2, ge=0, le=1, validation_alias=_env("CAMPAIGNS_FAILURE_THRESHOLD")
+    )
+    batch_size: int = Field(
+        default=200, ge=1, le=10_000, validation_alias=_env("CAMPAIGNS_BATCH_SIZE")
+    )
+    secure_cookies: bool = Field(default=False, validation_alias=_env("CAMPAIGNS_SECURE_COOKIES"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (expected e.g. Europe/Paris)") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
+            raise ValueError("expected sqlite://PATH or postgres://USER@HOST:PORT/DB")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
+    """Read and validate settings; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            variable = _variable_name(field)
+            lines.append(f"{variable}: {error['msg']} (valeur reçue : {error.get('input')!r})")
+        raise SettingsError("Configuration invalide :\n  " + "\n  ".join(lines)) from None
+
+
+def _variable_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return str(info.validation_alias.choices[0])
+    return field.upper()

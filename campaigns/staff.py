@@ -1,0 +1,122 @@
+"""Staff accounts: argon2 password hashes, roles, queues and bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from campaigns import audit
+from campaigns.audit import Actor
+from campaigns.clock import utcnow
+from campaigns.errors import Conflict, Invalid, Unauthorised
+from campaigns.models import ApiToken, Role, Staff
+
+QUEUES = ("urgence", "rappel", "triage")
+TOKEN_LIFETIME = timedelta(hours=12)
+_hasher = PasswordHasher()
+# Verifying against this keeps the response time the same for unknown e-mails.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def actor_for(staff: Staff) -> Actor:
+    return Actor(staff.id, staff.email, staff.role.value)
+
+
+async def create_staff(
+    email: str,
+    role: Role | str,
+    *,
+    password: str | None = None,
+    name: str = "",
+    queues: list[str] | None = None,
+    actor: Actor | None = None,
+) -> tuple[Staff, str]:
+    """Create an account; returns it with its password (generated when none is given)."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise Invalid(f"Adresse e-mail invalide : {email!r}")
+    try:
+        role = Role(role)
+    except ValueError:
+        raise Invalid("Rôle inconnu : attendu admin, coordinator ou caseworker") from None
+    if await Staff.filter(email=email).exists():
+        raise Conflict(f"Un compte existe déjà pour {email}")
+    if password is not None and len(password) < 10:
+        raise Invalid("Le mot de passe doit compter au moins 10 caractères")
+    generated = password is None
+    password = password or generate_password()
+    if queues is None:
+        queues = list(QUEUES) if role is Role.CASEWORKER else []
+    unknown = [q for q in queues if q not in QUEUES]
+    if unknown:
+        raise Invalid(f"File(s) inconnue(s) : {', '.join(unknown)}")
+    staff = await Staff.create(
+        email=email,
+        name=name,
+        role=role,
+        password_hash=hash_password(password),
+        queues=queues,
+        must_change_password=generated,
+    )
+    await audit.record(actor or Actor.cli(), "staff.create", "staff", staff.id, role=role.value)
+    return staff, password
+
+
+async def authenticate(email: str, password: str) -> Staff:
+    staff = await Staff.get_or_none(email=email.strip().lower(), active=True)
+    if staff is None:
+        verify_password(_DUMMY_HASH, password)
+        raise Unauthorised("Identifiants incorrects")
+    if not verify_password(staff.password_hash, password):
+        raise Unauthorised("Identifiants incorrects")
+    staff.last_login_at = utcnow()
+    await staff.save(update_fields=["last_login_at"])
+    return staff
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def issue_token(staff: Staff) -> str:
+    token = secrets.token_urlsafe(32)
+    await ApiToken.create(
+        token_hash=_token_hash(token), staff=staff, expires_at=utcnow() + TOKEN_LIFETIME
+    )
+    await audit.record(actor_for(staff), "auth.token", "staff", staff.id)
+    return token
+
+
+async def staff_for_token(token: str) -> Staff | None:
+    row = await ApiToken.get_or_none(token_hash=_token_hash(token)).prefetch_related("staff")
+    if row is None or row.expires_at < utcnow() or not row.staff.active:
+        return None
+    return row.staff
+
+
+async def set_password(staff: Staff, password: str, *, actor: Actor) -> None:
+    if len(password) < 10:
+        raise Invalid("Le mot de passe doit compter au moins 10 caractères")
+    staff.password_hash = hash_password(password)
+    staff.must_change_password = False
+    await staff.save(update_fields=["password_hash", "must_change_password"])
+    await audit.record(actor, "staff.password", "staff", staff.id)

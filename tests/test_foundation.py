@@ -1,0 +1,55 @@
+"""The foundation: settings, migrations on both engines, tokens, health, the OpenAPI document."""
+
+from __future__ import annotations
+
+import pytest
+
+from campaigns.models import AuditEvent, Staff
+from campaigns.settings import SettingsError, load_settings
+
+
+def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGNS_SEND_RATE", "vite")
+    with pytest.raises(SettingsError) as err:
+        load_settings(None)
+    assert "CAMPAIGNS_SEND_RATE" in str(err.value)
+
+
+def test_defaults_are_the_embedded_ones() -> None:
+    settings = load_settings(None)
+    assert settings.database_url.startswith("sqlite://")
+    assert settings.redis_url is None
+    assert settings.sms_provider == "console"
+    assert settings.send_window == "mon-sat 09:00-19:00"
+
+
+async def test_token_then_health(client, tokens) -> None:
+    response = await client.post(
+        "/api/v1/auth/token", json={"email": "admin@ccas.test", "password": "mot-de-passe-solide"}
+    )
+    assert response.status == 200
+    assert (await response.json())["role"] == "admin"
+    health = await client.get("/healthz")
+    assert health.status == 200
+    assert (await health.json())["database"] == "ok"
+
+
+async def test_wrong_password_is_401_and_json(client, tokens) -> None:
+    response = await client.post(
+        "/api/v1/auth/token", json={"email": "admin@ccas.test", "password": "faux"}
+    )
+    assert response.status == 401
+    assert (await response.json())["error"] == "unauthorised"
+
+
+async def test_audit_events_are_append_only(db) -> None:
+    staff = await Staff.create(email="x@y.z", role="admin", password_hash="h")
+    from campaigns import audit
+
+    event = await audit.record(audit.Actor(staff.id, staff.email), "test", "staff", staff.id)
+    event.action = "changed"
+    with pytest.raises(PermissionError):
+        await event.save()
+    with pytest.raises(PermissionError):
+        await event.delete()
+    assert await AuditEvent.filter(action="test").count() == 1
