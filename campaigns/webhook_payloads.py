@@ -1,0 +1,314 @@
+"""Parse and validate the Vonage SMS API webhooks (inbound SMS, delivery receipts) into values.
+
+Vonage sends the same flat keys as a GET query string, a POST form or a POST JSON
+object; `merge_request_params` turns any of them into one `dict[str, str]`, which is
+also what the signature is computed over (see `webhook_signatures`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+__all__ = [
+    "FINAL_STATUSES",
+    "INTERMEDIATE_STATUSES",
+    "RECEIPT_ERRORS",
+    "RECEIPT_STATUSES",
+    "ConcatInfo",
+    "DeliveryReceipt",
+    "InboundSms",
+    "PayloadError",
+    "decode_json_body",
+    "is_empty_probe",
+    "merge_request_params",
+    "parse_inbound",
+    "parse_receipt",
+    "receipt_error_text",
+]
+
+FINAL_STATUSES = frozenset({"delivered", "expired", "failed", "rejected"})
+INTERMEDIATE_STATUSES = frozenset({"accepted", "buffered", "unknown"})
+RECEIPT_STATUSES = FINAL_STATUSES | INTERMEDIATE_STATUSES
+
+# Vonage DLR `err-code` values, in French for the staff pages.
+RECEIPT_ERRORS: dict[str, str] = {
+    "0": "Remis",
+    "1": "Erreur inconnue",
+    "2": "Abonné absent (temporaire)",
+    "3": "Abonné absent (permanent)",
+    "4": "Réception bloquée par l'abonné",
+    "5": "Erreur de portabilité du numéro",
+    "6": "Rejeté par le filtre anti-spam",
+    "7": "Téléphone occupé",
+    "8": "Erreur réseau",
+    "9": "Numéro invalide",
+    "10": "Message invalide",
+    "11": "Destination non routable",
+    "12": "Destinataire injoignable",
+    "13": "Restriction d'âge de l'abonné",
+    "14": "Numéro bloqué par l'opérateur",
+    "15": "Crédit prépayé insuffisant",
+    "99": "Erreur générale",
+}
+
+# Keys that carry no message content: a request holding only these is a URL check.
+_ENVELOPE_KEYS = frozenset({"api-key", "timestamp", "nonce", "sig"})
+_MSISDN = re.compile(r"\+?([0-9]{6,15})")
+_SCTS = re.compile(r"[0-9]{10}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+class PayloadError(ValueError):
+    """A webhook request that is not a well-formed Vonage payload (the web layer answers 400)."""
+
+    def __init__(self, code: str, detail: str, field: str | None = None) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ConcatInfo:
+    """Where one part sits in a long (concatenated) inbound SMS."""
+
+    ref: int
+    total: int
+    part: int
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """One inbound SMS (or one part of a long one) as Vonage delivered it."""
+
+    message_id: str
+    msisdn: str  # the sender, E.164 with "+"
+    to: str  # our virtual number, as Vonage wrote it
+    text: str  # "" for a binary message without text
+    type: str  # text, unicode or binary
+    keyword: str
+    received_at: datetime | None  # aware UTC, from message-timestamp
+    concat: ConcatInfo | None
+    raw: Mapping[str, str] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """One delivery receipt (there is one per part of a long message)."""
+
+    message_id: str
+    msisdn: str | None  # the recipient, E.164 with "+"
+    to: str  # the sender we used
+    status: str  # one of RECEIPT_STATUSES
+    err_code: str
+    price: Decimal | None
+    client_ref: str | None
+    network_code: str | None
+    scts: datetime | None  # the operator's timestamp, aware UTC
+    message_timestamp: datetime | None  # aware UTC
+    raw: Mapping[str, str] = field(repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_intermediate(self) -> bool:
+        return self.status in INTERMEDIATE_STATUSES
+
+    @property
+    def error_text(self) -> str:
+        return receipt_error_text(self.err_code)
+
+
+def receipt_error_text(err_code: str) -> str:
+    """French text for a DLR err-code, with a fallback naming the code."""
+    code = err_code.strip()
+    if not code:
+        return "Code d'erreur absent"
+    return RECEIPT_ERRORS.get(code, f"Erreur inconnue (code {code})")
+
+
+def decode_json_body(raw: bytes | str) -> object:
+    """Decode a JSON body keeping decimals as written (price "0.04500000" stays so when signed)."""
+    try:
+        return json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError("bad_json", "corps JSON illisible") from exc
+
+
+def _json_value_to_str(key: str, value: object) -> str | None:
+    # Vonage sends strings; numbers are written as JSON wrote them, booleans in JSON spelling
+    # ("true", as in a form or query). Python's str(True) would give "True", which is what
+    # the SDK's check_signature would hash for a raw bool: we never hand it one.
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    raise PayloadError("bad_param", f"valeur non scalaire pour « {key} »", key)
+
+
+def merge_request_params(
+    query: Mapping[str, str],
+    form: Mapping[str, str] | None,
+    json_body: object | None,
+) -> dict[str, str]:
+    """Merge query, form and JSON keys into one dict; the same key twice must agree."""
+    sources: list[Mapping[str, object]] = [query]
+    if form is not None:
+        sources.append(form)
+    if json_body is not None:
+        if not isinstance(json_body, Mapping):
+            raise PayloadError("bad_json", "le corps JSON doit être un objet")
+        sources.append(json_body)
+    merged: dict[str, str] = {}
+    for source in sources:
+        for key, value in source.items():
+            if not isinstance(key, str):
+                raise PayloadError("bad_param", "clé non textuelle")
+            text = value if isinstance(value, str) else _json_value_to_str(key, value)
+            if text is None:
+                continue  # JSON null: the key is absent
+            if key in merged and merged[key] != text:
+                # Refuse rather than pick one: the signature covers a single value.
+                raise PayloadError("conflicting_param", f"« {key} » reçu deux fois", key)
+            merged[key] = text
+    return merged
+
+
+def is_empty_probe(params: Mapping[str, str]) -> bool:
+    """True for Vonage's URL check: no key beyond the envelope carries a value."""
+    return all(key in _ENVELOPE_KEYS or not str(value).strip() for key, value in params.items())
+
+
+def _required(params: Mapping[str, str], key: str, *, allow_empty: bool = False) -> str:
+    value = params.get(key)
+    if value is None or (not allow_empty and not value.strip()):
+        raise PayloadError("missing_field", f"champ « {key} » manquant", key)
+    return value if allow_empty else value.strip()
+
+
+def _optional(params: Mapping[str, str], key: str) -> str | None:
+    value = params.get(key, "").strip()
+    return value or None
+
+
+def _msisdn(value: str, key: str) -> str:
+    match = _MSISDN.fullmatch(value.strip())
+    if match is None:
+        raise PayloadError("bad_number", f"numéro invalide dans « {key} »", key)
+    return "+" + match.group(1)
+
+
+def _vonage_timestamp(params: Mapping[str, str], key: str) -> datetime | None:
+    value = _optional(params, key)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise PayloadError("bad_timestamp", f"date invalide dans « {key} »", key) from exc
+    # Vonage writes UTC without an offset.
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _int_field(params: Mapping[str, str], key: str) -> int:
+    value = _required(params, key)
+    if not _DIGITS.fullmatch(value):
+        raise PayloadError("bad_concat", f"« {key} » n'est pas un entier", key)
+    return int(value)
+
+
+def _concat(params: Mapping[str, str]) -> ConcatInfo | None:
+    flagged = params.get("concat", "").strip().lower() == "true"
+    has_parts = any(k in params for k in ("concat-ref", "concat-total", "concat-part"))
+    if not flagged and not has_parts:
+        return None
+    info = ConcatInfo(
+        ref=_int_field(params, "concat-ref"),
+        total=_int_field(params, "concat-total"),
+        part=_int_field(params, "concat-part"),
+    )
+    if info.total < 1 or not 1 <= info.part <= info.total:
+        raise PayloadError("bad_concat", "numéro de partie incohérent", "concat-part")
+    return info
+
+
+def parse_inbound(params: Mapping[str, str]) -> InboundSms:
+    """Validate an inbound SMS; text may be empty, and absent only for a binary message."""
+    sms_type = (_optional(params, "type") or "text").lower()
+    if sms_type == "binary":
+        text = params.get("text", "")
+    else:
+        text = _required(params, "text", allow_empty=True)
+    return InboundSms(
+        message_id=_required(params, "messageId"),
+        msisdn=_msisdn(_required(params, "msisdn"), "msisdn"),
+        to=params.get("to", "").strip(),
+        text=text,
+        type=sms_type,
+        keyword=params.get("keyword", "").strip(),
+        received_at=_vonage_timestamp(params, "message-timestamp"),
+        concat=_concat(params),
+        raw=dict(params),
+    )
+
+
+def _price(params: Mapping[str, str]) -> Decimal | None:
+    value = _optional(params, "price")
+    if value is None:
+        return None
+    try:
+        price = Decimal(value)
+    except InvalidOperation as exc:
+        raise PayloadError("bad_price", "prix invalide", "price") from exc
+    if not price.is_finite():
+        raise PayloadError("bad_price", "prix invalide", "price")
+    return price
+
+
+def _scts(params: Mapping[str, str]) -> datetime | None:
+    # Informational only: an odd value is dropped rather than failing the receipt.
+    value = _optional(params, "scts")
+    if value is None or not _SCTS.fullmatch(value):
+        return None
+    try:
+        return datetime.strptime(value, "%y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def parse_receipt(params: Mapping[str, str]) -> DeliveryReceipt:
+    """Validate a delivery receipt.
+
+    A status outside Vonage's documented list becomes "unknown" (intermediate) rather
+    than an error: a 400 would make Vonage retry for 24 h, and the original stays in raw.
+    """
+    status = _required(params, "status").lower()
+    if status not in RECEIPT_STATUSES:
+        status = "unknown"
+    msisdn = _optional(params, "msisdn")
+    return DeliveryReceipt(
+        message_id=_required(params, "messageId"),
+        msisdn=None if msisdn is None else _msisdn(msisdn, "msisdn"),
+        to=params.get("to", "").strip(),
+        status=status,
+        err_code=params.get("err-code", "").strip(),
+        price=_price(params),
+        client_ref=_optional(params, "client-ref"),
+        network_code=_optional(params, "network-code"),
+        scts=_scts(params),
+        message_timestamp=_vonage_timestamp(params, "message-timestamp"),
+        raw=dict(params),
+    )
