@@ -1,0 +1,7 @@
+"""HTTP routes for campaigns (filled in by its owner)."""
+
+from __future__ import annotations
+
+from campaigns.web.api import ApiRouter
+
+router = ApiRouter("campaigns")
