@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from campaigns.send_window import parse_holidays, parse_send_window
+
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
@@ -106,6 +108,18 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
             raise ValueError("expected sqlite://PATH or postgres://USER@HOST:PORT/DB")
+        return value
+
+    @field_validator("send_window", "opening_hours")
+    @classmethod
+    def _valid_window(cls, value: str) -> str:
+        parse_send_window(value)
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _valid_holidays(cls, value: str) -> str:
+        parse_holidays(value)
         return value
 
     @property

@@ -53,3 +53,22 @@ async def test_audit_events_are_append_only(db) -> None:
     with pytest.raises(PermissionError):
         await event.delete()
     assert await AuditEvent.filter(action="test").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CAMPAIGNS_SEND_WINDOW", "tous les jours"),
+        ("CAMPAIGNS_HOLIDAYS", "XX-99"),
+        ("CAMPAIGNS_TIMEZONE", "Europe/Amiens"),
+        ("CAMPAIGNS_SMS_PROVIDER", "carrier-pigeon"),
+        ("CAMPAIGNS_DATABASE_URL", "mysql://x"),
+    ],
+)
+def test_each_bad_value_stops_startup_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings(None)
+    assert variable in str(err.value)
