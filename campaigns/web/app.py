@@ -31,7 +31,7 @@ def package_version() -> str:
 def create_app(runtime: Runtime) -> web.Application:
     """Build the app; the caller has initialised the database (see `campaigns serve`)."""
     app = web.Application(
-        middlewares=[error_middleware, *routes.extra_middlewares(), auth_middleware],
+        middlewares=[error_middleware, *routes.extra_middlewares(runtime), auth_middleware],
         client_max_size=MAX_UPLOAD,
     )
     app[RUNTIME] = runtime
@@ -39,7 +39,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi)
     for router in routes.api_routers():
         router.add_to(app)
-    routes.setup_extras(app)
+    routes.setup_extras(app, runtime)
     return app
 
 

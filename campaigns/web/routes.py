@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from campaigns.runtime import Runtime
 from campaigns.web import (
     api_audiences,
     api_campaigns,
@@ -12,10 +13,13 @@ from campaigns.web import (
     api_people,
     api_templates,
     auth,
+    security,
     webhooks_inbound,
     webhooks_status,
 )
 from campaigns.web.api import ApiRouter, Handler
+from campaigns.web.pages import dashboard, session
+from campaigns.web.pages.base import PageRouter, setup_templates
 
 
 def api_routers() -> list[ApiRouter]:
@@ -32,10 +36,16 @@ def api_routers() -> list[ApiRouter]:
     ]
 
 
-def extra_middlewares() -> list[Handler]:
-    """Middlewares of the staff pages (sessions, CSRF, security headers) go here."""
-    return []
+def page_routers() -> list[PageRouter]:
+    return [session.router, dashboard.router]
 
 
-def setup_extras(app: web.Application) -> None:
-    """Staff pages register themselves here."""
+def extra_middlewares(runtime: Runtime) -> list[Handler]:
+    return security.session_middlewares(runtime.settings)
+
+
+def setup_extras(app: web.Application, runtime: Runtime) -> None:
+    security.install(app)
+    setup_templates(app, runtime.settings.tz)
+    for router in page_routers():
+        router.add_to(app)

@@ -1,0 +1,145 @@
+"""What every staff page shares: the Jinja2 environment, the role guard, the navigation."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial, wraps
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from campaigns.models import Role, Staff
+from campaigns.web.auth import STAFF
+from campaigns.web.security import CSRF_FIELD, csrf_token
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates" / "web"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse | dict[str, Any]]]
+ALL = (Role.ADMIN, Role.COORDINATOR, Role.CASEWORKER)
+MANAGERS = (Role.ADMIN, Role.COORDINATOR)
+ADMINS = (Role.ADMIN,)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    path: str
+    label: str
+    roles: tuple[Role, ...]
+
+
+NAV: list[NavItem] = [
+    NavItem("/", "Tableau de bord", ALL),
+    NavItem("/personnes", "Personnes", MANAGERS),
+    NavItem("/imports", "Imports", MANAGERS),
+    NavItem("/publics", "Publics", MANAGERS),
+    NavItem("/modeles", "Modèles", MANAGERS),
+    NavItem("/campagnes", "Campagnes", MANAGERS),
+    NavItem("/files", "Files d'attente", ALL),
+    NavItem("/journal", "Journal", ADMINS),
+    NavItem("/equipe", "Équipe", ADMINS),
+    NavItem("/envoyes", "Envoyés", MANAGERS),
+]
+
+
+def setup_templates(app: web.Application, tz: ZoneInfo) -> None:
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        context_processors=[_context],
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["datetime_fr"] = partial(datetime_fr, tz=tz)
+    app.router.add_static("/static/", STATIC_DIR, name="static")
+
+
+def datetime_fr(value: datetime | None, *, tz: ZoneInfo) -> str:
+    """Staff read times in the CCAS's own time zone, French style."""
+    if value is None:
+        return "—"
+    return value.astimezone(tz).strftime("%d/%m/%Y %H:%M")
+
+
+async def _context(request: web.Request) -> dict[str, Any]:
+    staff: Staff | None = request.get(STAFF)
+    nav = [item for item in NAV if staff is not None and staff.role in item.roles]
+    return {
+        "staff": staff,
+        "nav": nav,
+        "current_path": request.path,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": await csrf_token(request),
+    }
+
+
+@dataclass
+class PageRoute:
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    roles: tuple[Role, ...] | None
+
+
+@dataclass
+class PageRouter:
+    """Page routes of one module, each with the roles allowed to see it."""
+
+    routes: list[PageRoute] = field(default_factory=list)
+
+    def page(
+        self, method: str, path: str, roles: tuple[Role, ...], template: str | None = None
+    ) -> Callable[[PageHandler], PageHandler]:
+        def decorate(handler: PageHandler) -> PageHandler:
+            guarded = guard(roles, template)(handler)
+            self.routes.append(PageRoute(method, path, guarded, roles))
+            return guarded
+
+        return decorate
+
+    def public(self, method: str, path: str) -> Callable[[PageHandler], PageHandler]:
+        def decorate(handler: PageHandler) -> PageHandler:
+            self.routes.append(PageRoute(method, path, handler, None))  # type: ignore[arg-type]
+            return handler
+
+        return decorate
+
+    def add_to(self, app: web.Application) -> None:
+        for route in self.routes:
+            app.router.add_route(route.method, route.path, route.handler)
+
+
+def guard(
+    roles: tuple[Role, ...], template: str | None = None
+) -> Callable[[PageHandler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """Anonymous users go to the login page, wrong roles get a French 403 page."""
+
+    def decorate(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        @wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            staff = request.get(STAFF)
+            if staff is None:
+                raise web.HTTPFound(f"/connexion?suite={request.path_qs}")
+            if staff.role not in roles:
+                return aiohttp_jinja2.render_template("forbidden.html", request, {}, status=403)
+            result = await handler(request)
+            if isinstance(result, web.StreamResponse):
+                return result
+            assert template is not None
+            return aiohttp_jinja2.render_template(template, request, result)
+
+        return guarded
+
+    return decorate
+
+
+def current_page_staff(request: web.Request) -> Staff:
+    staff = request.get(STAFF)
+    if staff is None:
+        raise web.HTTPFound("/connexion")
+    return staff

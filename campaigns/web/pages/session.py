@@ -1,0 +1,77 @@
+"""Logging in and out of the staff pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session, new_session
+
+from campaigns import audit
+from campaigns import staff as staff_service
+from campaigns.errors import Unauthorised
+from campaigns.web.auth import SESSION_STAFF_KEY, STAFF
+from campaigns.web.pages.base import ALL, PageRouter
+from campaigns.web.security import LOGIN_THROTTLE, csrf_token
+
+router = PageRouter()
+
+
+def _next_path(value: Any) -> str:
+    # Only local paths: the login form must not become an open redirect.
+    if isinstance(value, str) and value.startswith("/") and not value.startswith("//"):
+        return value
+    return "/"
+
+
+@router.public("GET", "/connexion")
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if request.get(STAFF) is not None:
+        raise web.HTTPFound("/")
+    return aiohttp_jinja2.render_template(
+        "login.html",
+        request,
+        {"error": None, "email": "", "suite": request.query.get("suite", "/")},
+    )
+
+
+@router.public("POST", "/connexion")
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    email = str(form.get("email", "")).strip()
+    password = str(form.get("password", ""))
+    suite = _next_path(form.get("suite"))
+    throttle = request.app[LOGIN_THROTTLE]
+    context = {"email": email, "suite": suite}
+    if throttle.blocked(request.remote, email):
+        return aiohttp_jinja2.render_template(
+            "login.html",
+            request,
+            {**context, "error": "Trop de tentatives : réessayez dans quinze minutes."},
+            status=429,
+        )
+    try:
+        staff = await staff_service.authenticate(email, password)
+    except Unauthorised:
+        throttle.failed(request.remote, email)
+        return aiohttp_jinja2.render_template(
+            "login.html",
+            request,
+            {**context, "error": "Adresse e-mail ou mot de passe incorrect."},
+            status=401,
+        )
+    throttle.succeeded(request.remote, email)
+    # A fresh session on login: a session fixed before authentication is not reused.
+    session = await new_session(request)
+    session[SESSION_STAFF_KEY] = staff.id
+    await csrf_token(request)
+    await audit.record(staff_service.actor_for(staff), "auth.login", "staff", staff.id)
+    raise web.HTTPFound(suite)
+
+
+@router.page("POST", "/deconnexion", ALL)
+async def logout(request: web.Request) -> web.StreamResponse:
+    session = await get_session(request)
+    session.invalidate()
+    raise web.HTTPFound("/connexion")

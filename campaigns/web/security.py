@@ -1,0 +1,164 @@
+"""Staff sessions in encrypted cookies, CSRF tokens, login throttling and security headers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp_session import get_session, session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from campaigns.settings import Settings
+from campaigns.web.api import Handler
+from campaigns.web.auth import SESSION_LOADER, SESSION_STAFF_KEY
+
+log = logging.getLogger(__name__)
+CSRF_KEY = "csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+SESSION_MAX_AGE = 8 * 3600
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
+    "object-src 'none'"
+)
+
+
+def session_key(settings: Settings) -> bytes:
+    """A Fernet key derived from CAMPAIGNS_SECRET_KEY (or a per-process one in development)."""
+    secret = settings.secret_key
+    if not secret:
+        log.warning("CAMPAIGNS_SECRET_KEY is not set: sessions will not survive a restart")
+        secret = secrets.token_hex(32)
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def session_middlewares(settings: Settings) -> list[Handler]:
+    storage = EncryptedCookieStorage(
+        session_key(settings),
+        cookie_name=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.secure_cookies or settings.public_url.startswith("https://"),
+    )
+    return [session_middleware(storage), csrf_middleware, headers_middleware]
+
+
+async def load_session_staff(request: web.Request) -> int | None:
+    session = await get_session(request)
+    staff_id = session.get(SESSION_STAFF_KEY)
+    return int(staff_id) if staff_id is not None else None
+
+
+def install(app: web.Application) -> None:
+    app[SESSION_LOADER] = load_session_staff
+    app[LOGIN_THROTTLE] = LoginThrottle()
+
+
+async def csrf_token(request: web.Request) -> str:
+    session = await get_session(request)
+    token = session.get(CSRF_KEY)
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_KEY] = token
+    return str(token)
+
+
+SESSION_COOKIE = "campaigns_session"
+
+
+def _exempt(request: web.Request) -> bool:
+    if request.path.startswith(("/webhooks/", "/desabonnement/")):
+        # Authorised by Vonage's signature, or by the signed link itself, not by a session.
+        return True
+    # A bearer token is not sent by browsers on their own: no CSRF risk.
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return True
+    # An API call carrying no session cookie cannot ride on a staff member's session.
+    return request.path.startswith("/api/") and SESSION_COOKIE not in request.cookies
+
+
+def _origin_ok(request: web.Request) -> bool:
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin:
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in UNSAFE and not _exempt(request):
+        if not _origin_ok(request):
+            raise web.HTTPForbidden(reason="Origine de la requête refusée")
+        session = await get_session(request)
+        expected = session.get(CSRF_KEY)
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            form = await request.post()
+            value = form.get(CSRF_FIELD)
+            sent = value if isinstance(value, str) else None
+        if not expected or not sent or not hmac.compare_digest(str(expected), sent):
+            raise web.HTTPForbidden(reason="Jeton CSRF manquant ou invalide : rechargez la page")
+    return await handler(request)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _secure(exc)
+        raise
+    _secure(response)
+    return response
+
+
+def _secure(response: web.StreamResponse) -> None:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+
+
+class LoginThrottle:
+    """At most `limit` failed logins per (address, e-mail) within `window` seconds."""
+
+    def __init__(self, limit: int = 5, window: float = 900) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+
+    def _key(self, remote: str | None, email: str) -> str:
+        return f"{remote}|{email.strip().lower()}"
+
+    def blocked(self, remote: str | None, email: str) -> bool:
+        now = time.monotonic()
+        recent = [
+            t for t in self._failures.get(self._key(remote, email), []) if now - t < self.window
+        ]
+        return len(recent) >= self.limit
+
+    def failed(self, remote: str | None, email: str) -> None:
+        key = self._key(remote, email)
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(key, []) if now - t < self.window]
+        recent.append(now)
+        self._failures[key] = recent
+        if len(self._failures) > 10_000:
+            self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, remote: str | None, email: str) -> None:
+        self._failures.pop(self._key(remote, email), None)
+
+
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle", LoginThrottle)
