@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from campaigns.queues import DEFAULT_QUEUES_SPEC, parse_queue_rules
 from campaigns.send_window import parse_holidays, parse_send_window
 
 
@@ -93,6 +94,8 @@ class Settings(BaseSettings):
         default=200, ge=1, le=10_000, validation_alias=_env("CAMPAIGNS_BATCH_SIZE")
     )
     secure_cookies: bool = Field(default=False, validation_alias=_env("CAMPAIGNS_SECURE_COOKIES"))
+    # Escalation queues' due times: "urgence=1h,rappel=24oh,triage=48h" (oh: opening hours).
+    queues: str = Field(default=DEFAULT_QUEUES_SPEC, validation_alias=_env("CAMPAIGNS_QUEUES"))
 
     @field_validator("timezone")
     @classmethod
@@ -114,6 +117,12 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_window(cls, value: str) -> str:
         parse_send_window(value)
+        return value
+
+    @field_validator("queues")
+    @classmethod
+    def _valid_queues(cls, value: str) -> str:
+        parse_queue_rules(value)
         return value
 
     @field_validator("holidays")

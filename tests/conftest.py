@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher
 from aiohttp.test_utils import TestClient, TestServer
 from tortoise import Tortoise
 
@@ -20,6 +21,10 @@ from campaigns.models import Role
 from campaigns.runtime import Runtime
 from campaigns.settings import Settings
 from tests.services import POSTGRES_URL, require_postgres
+
+# Real argon2, at a cost fit for hundreds of test accounts rather than for an attacker.
+staff_service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+staff_service._DUMMY_HASH = staff_service._hasher.hash("not-a-real-password")
 
 # Tests never read the developer's own .env or environment for the service settings.
 for _name in list(os.environ):

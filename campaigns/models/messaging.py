@@ -127,6 +127,8 @@ class Message(Model):
     address = fields.CharField(max_length=254, null=True)
     subject = fields.CharField(max_length=255, null=True)
     text = fields.TextField(default="")
+    # The e-mail's HTML part as rendered at launch (the plain part is `text`).
+    html = fields.TextField(null=True)
     encoding = fields.CharField(max_length=8, null=True)
     segments = fields.IntField(default=0)
     status = fields.CharEnumField(MessageStatus, max_length=12, default=MessageStatus.QUEUED)

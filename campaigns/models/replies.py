@@ -36,6 +36,8 @@ class InboundPart(Model):
 
 
 class Reply(Model):
+    """One inbound SMS (a long one once assembled), matched, classified and acted upon."""
+
     id = fields.BigIntField(primary_key=True)
     # Unique by Vonage's id (the first part's for a long SMS): Vonage's retries land once.
     provider_message_id = fields.CharField(max_length=64, unique=True)
@@ -54,12 +56,21 @@ class Reply(Model):
     parts = fields.IntField(default=1)
     complete = fields.BooleanField(default=True)
     processed_at = fields.DatetimeField(null=True)
+    # The escalation this reply fed, and when its opt-out confirmation SMS was claimed:
+    # both make a retried processing job skip what it already did.
+    escalation_id = fields.IntField(null=True)
+    confirmation_sent_at = fields.DatetimeField(null=True)
     payload: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "reply"
-        indexes = (("msisdn", "received_at"), ("person_id",), ("campaign_id", "label"))
+        indexes = (
+            ("msisdn", "received_at"),
+            ("person_id",),
+            ("campaign_id", "label"),
+            ("processed_at", "created_at"),
+        )
 
 
 class Escalation(Model):
