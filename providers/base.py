@@ -1,0 +1,100 @@
+"""The small interface every channel provider implements, and the values it exchanges."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "EmailProvider",
+    "EmailRequest",
+    "Outcome",
+    "SendResult",
+    "SmsProvider",
+    "SmsRequest",
+    "estimate_sms_parts",
+]
+
+
+class Outcome(StrEnum):
+    """What a provider can tell us about one send."""
+
+    SUBMITTED = "submitted"  # the provider accepted it
+    RETRY = "retry"  # transient, and nothing left: try again later
+    FAILED = "failed"  # permanent: do not try again
+    # We cannot know whether it left (connection lost after the request was written,
+    # read timeout): never re-send blindly, a delivery receipt may settle it later.
+    UNCONFIRMED = "unconfirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class SmsRequest:
+    message_id: str  # our id, sent as client_ref so receipts and duplicates can be matched
+    to: str  # E.164 with the leading +
+    sender: str
+    text: str
+    unicode: bool
+    status_report: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EmailRequest:
+    message_id: str
+    to: str
+    sender: str
+    subject: str
+    text: str
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # List-Unsubscribe and the like
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    provider_ids: tuple[str, ...] = ()
+    parts: int = 1
+    price: Decimal | None = None
+    reason: str | None = None  # short code: "vonage:7 Number barred.", "smtp:550 ..."
+    retry_after: float | None = None  # seconds, when the provider said so
+
+
+@runtime_checkable
+class SmsProvider(Protocol):
+    name: str
+
+    async def send_sms(self, req: SmsRequest) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class EmailProvider(Protocol):
+    name: str
+
+    async def send_email(self, req: EmailRequest) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+# GSM 03.38 characters that take two septets (escape + character).
+_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+def estimate_sms_parts(text: str, unicode: bool) -> int:
+    """Count SMS parts the way Vonage bills them (160/153 GSM-7, 70/67 UCS-2).
+
+    An estimate for the console provider and the emulator, which must not depend on the
+    domain: the domain's own encoder is the reference for what a campaign costs.
+    """
+    if unicode:
+        length = len(text.encode("utf-16-le")) // 2  # UTF-16 code units: emoji count twice
+        single, multi = 70, 67
+    else:
+        length = sum(2 if ch in _GSM_EXTENDED else 1 for ch in text)
+        single, multi = 160, 153
+    if length <= single:
+        return 1
+    return math.ceil(length / multi)
