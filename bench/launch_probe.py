@@ -1,0 +1,143 @@
+"""Probe of a campaign launch on PostgreSQL: 50,000 recipients materialised, timed.
+
+Run: `python bench/launch_probe.py [--people 50000]` (PostgreSQL at
+CAMPAIGNS_BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432). It creates a
+database of its own and drops it at the end. Target (issue 3): launch under 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+
+from campaigns import campaign_service
+from campaigns.audit import Actor
+from campaigns.db import close_db, init_db, migrate
+from campaigns.models import Audience, Message, OptOut
+from campaigns.runtime import Runtime
+from campaigns.settings import Settings
+from campaigns.templates_store import TemplateContent, create_template
+
+BASE_URL = os.environ.get("CAMPAIGNS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+DATABASE = "campaigns_launch_probe"
+BODY = (
+    "{{ ccas.name }} : Bonjour {{ person.civility }} {{ person.last_name }}, nous prenons de "
+    "vos nouvelles. Appelez-nous au {{ ccas.hotline }}, {{ ccas.hours }}."
+)
+FIRST = ("Jeanne", "Marie", "Paul", "Ahmed", "Fatou", "Lucien", "Irène", "Hélène", "Noël")
+LAST = ("Martin", "Bernard", "Dubois", "Lefèvre", "Moreau", "Nguyen", "Diallo", "Mercier")
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(BASE_URL.replace("postgres://", "postgresql://") + "/postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _populate(url: str, people: int) -> None:
+    """People with COPY (the probe measures launch, not import); ~2% opted out, 3% landline."""
+    rng = random.Random(3)
+    now = datetime.now(UTC)
+    rows, mobiles = [], []
+    for i in range(people):
+        roll = rng.random()
+        mobile = f"+336{i:08d}" if roll > 0.05 else None
+        landline = "+33322334455" if 0.02 < roll <= 0.05 else None
+        if mobile:
+            mobiles.append(mobile)
+        last = rng.choice(LAST)
+        rows.append(
+            (
+                "Madame" if i % 2 else "Monsieur",
+                rng.choice(FIRST),
+                last,
+                f"{last.lower()}|{i}",
+                mobile,
+                landline,
+                "sms",
+                now,
+                now,
+            )
+        )
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://"))
+    try:
+        await conn.copy_records_to_table(
+            "person",
+            records=rows,
+            columns=[
+                "civility",
+                "first_name",
+                "last_name",
+                "identity_key",
+                "mobile",
+                "landline",
+                "preferred_channel",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO membership (person_id, segment, source, created_at) "
+            "SELECT id, 'domicilies', 'probe', now() FROM person"
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    await OptOut.bulk_create(
+        [OptOut(address=m, channel="sms", source="probe") for m in mobiles[::50]]
+    )
+
+
+async def main(people: int) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    await _admin(f'CREATE DATABASE "{DATABASE}"')
+    url = f"{BASE_URL}/{DATABASE}"
+    try:
+        await migrate(url)
+        await init_db(url)
+        await _populate(url, people)
+        settings = Settings(
+            CAMPAIGNS_DATABASE_URL=url,
+            CAMPAIGNS_SECRET_KEY="k" * 32,
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        runtime = Runtime(settings=settings)  # no queue: the launch alone is measured
+        actor = Actor(None, "probe")
+        template = await create_template("Probe", "sms", TemplateContent(BODY), actor=actor)
+        audience = await Audience.create(name="Probe", criteria={"segments_any": ["domicilies"]})
+        campaign = await campaign_service.create_campaign(
+            name="Probe",
+            channel="sms",
+            template_id=template.id,
+            audience_id=audience.id,
+            actor=actor,
+            settings=settings,
+            now=runtime.clock(),
+        )
+        started = time.perf_counter()
+        result = await campaign_service.launch(campaign.id, actor=actor, runtime=runtime)
+        elapsed = time.perf_counter() - started
+        written = await Message.filter(campaign_id=campaign.id).count()
+        print(f"launch of {people} recipients on PostgreSQL: {elapsed:.2f} s")
+        print(
+            f"  messages written {written}, queued {result['recipients']}, "
+            f"skipped {result['skipped_by_reason']}, parts {result['parts']}"
+        )
+        print(f"  {written / elapsed:,.0f} messages/s (target: launch under 10 s)")
+    finally:
+        await close_db()
+        await _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--people", type=int, default=50_000)
+    asyncio.run(main(parser.parse_args().people))

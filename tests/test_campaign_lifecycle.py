@@ -1,0 +1,574 @@
+"""Campaign lifecycle: transitions, launch (skips, encodings, costs), schedules, cancel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from campaigns import campaign_service as service
+from campaigns.audit import Actor
+from campaigns.errors import Conflict, Invalid
+from campaigns.models import (
+    Audience,
+    AuditEvent,
+    Campaign,
+    CampaignRun,
+    CampaignStatus,
+    Membership,
+    Message,
+    MessageStatus,
+    OptOut,
+    Person,
+)
+from campaigns.runtime import Runtime
+from campaigns.settings import Settings
+from campaigns.sms_encoding import analyse
+from campaigns.templates_store import TemplateContent, create_template
+
+T0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)  # a Monday morning
+ACTOR = Actor(1, "coord@ccas.test", "coordinator")
+SIMPLE = "{{ ccas.name }} : Bonjour {{ person.first_name }}, appelez le {{ ccas.hotline }}."
+
+
+class RecordingQueue:
+    """Keeps what launch hands to dispatch; the dispatch jobs themselves are tested elsewhere."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, tuple[Any, ...], str | None]] = []
+
+    async def enqueue(
+        self, function: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
+    ) -> bool:
+        self.jobs.append((function, args, job_id))
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def rt(settings: Settings, db: str) -> Runtime:
+    settings.sms_price_per_part = Decimal("0.0650")
+    return Runtime(settings=settings, clock=Clock(T0), queue=RecordingQueue())
+
+
+async def person(name: str, *, segment: str = "domicilies", **fields: Any) -> Person:
+    p = await Person.create(
+        last_name=name, first_name="Alex", identity_key=name.lower(), civility="Madame", **fields
+    )
+    if segment:
+        await Membership.create(person=p, segment=segment)
+    return p
+
+
+async def make_campaign(
+    *,
+    body: str = SIMPLE,
+    channel: str = "sms",
+    fold: bool = False,
+    subject: str | None = None,
+    settings: Settings,
+    now: datetime = T0,
+    **options: Any,
+) -> Campaign:
+    template = await create_template(
+        "Invitation", channel, TemplateContent(body, subject, fold_accents=fold), actor=ACTOR
+    )
+    audience = await Audience.create(name="Domiciliés", criteria={"segments_any": ["domicilies"]})
+    return await service.create_campaign(
+        name="Prendre des nouvelles",
+        channel=channel,
+        template_id=template.id,
+        audience_id=audience.id,
+        actor=ACTOR,
+        settings=settings,
+        now=now,
+        **options,
+    )
+
+
+# --- transitions -------------------------------------------------------------------------
+
+S = CampaignStatus
+# (status before, action, status after or None when the action is refused)
+TRANSITION_TABLE = [
+    (S.DRAFT, "launch", S.RUNNING),
+    (S.SCHEDULED, "launch", S.RUNNING),
+    (S.RUNNING, "launch", None),
+    (S.PAUSED, "launch", None),
+    (S.COMPLETED, "launch", None),
+    (S.CANCELLED, "launch", None),
+    (S.RUNNING, "pause", S.PAUSED),
+    (S.DRAFT, "pause", None),
+    (S.SCHEDULED, "pause", None),
+    (S.PAUSED, "pause", None),
+    (S.COMPLETED, "pause", None),
+    (S.PAUSED, "resume", S.RUNNING),
+    (S.RUNNING, "resume", None),
+    (S.DRAFT, "resume", None),
+    (S.CANCELLED, "resume", None),
+    (S.DRAFT, "cancel", S.CANCELLED),
+    (S.SCHEDULED, "cancel", S.CANCELLED),
+    (S.RUNNING, "cancel", S.CANCELLED),
+    (S.PAUSED, "cancel", S.CANCELLED),
+    (S.COMPLETED, "cancel", None),
+    (S.CANCELLED, "cancel", None),
+]
+
+
+async def _act(action: str, campaign_id: int, rt: Runtime) -> None:
+    if action == "launch":
+        await service.launch(campaign_id, actor=ACTOR, runtime=rt)
+    elif action == "pause":
+        await service.pause(campaign_id, actor=ACTOR)
+    elif action == "resume":
+        await service.resume(campaign_id, actor=ACTOR, runtime=rt)
+    else:
+        await service.cancel(campaign_id, actor=ACTOR, now=rt.clock())
+
+
+async def test_transition_table(rt: Runtime) -> None:
+    """Each action is allowed from the statuses of DESIGN.md's state machine, and only those."""
+    await person("Durand", mobile="+33612345601")
+    for before, action, after in TRANSITION_TABLE:
+        campaign = await make_campaign(settings=rt.settings)
+        await Campaign.filter(id=campaign.id).update(status=before)
+        if after is None:
+            with pytest.raises(Conflict) as err:
+                await _act(action, campaign.id, rt)
+            assert err.value.status == 409
+            assert service.STATUS_LABELS[before] in err.value.detail, (before, action)
+            assert (await Campaign.get(id=campaign.id)).status == before
+        else:
+            await _act(action, campaign.id, rt)
+            assert (await Campaign.get(id=campaign.id)).status == after, (before, action)
+
+
+# --- launch ------------------------------------------------------------------------------
+
+
+async def test_launch_decides_each_recipient_with_its_skip_reason(rt: Runtime) -> None:
+    """One message per person: queued with its text, or skipped with exactly one reason."""
+    first = await person("Alpha", mobile="+33612345601")
+    opted = await person("Bravo", mobile="+33612345602")
+    await OptOut.create(address="+33612345602", channel="sms", source="reply")
+    nowhere = await person("Charlie")
+    landline = await person("Delta", landline="+33322334455")
+    duplicate = await person("Echo", mobile="+33612345601")
+    lifted = await person("Foxtrot", mobile="+33612345603")
+    await OptOut.create(address="+33612345603", channel="sms", source="reply", active=False)
+    await person("Golf", mobile="+33612345604", segment="animations")  # not in the audience
+
+    campaign = await make_campaign(settings=rt.settings)
+    result = await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+
+    assert result["status"] == "running"
+    assert result["recipients"] == 2
+    assert result["skipped_by_reason"] == {
+        "duplicate_address": 1,
+        "landline_only": 1,
+        "no_address": 1,
+        "opted_out": 1,
+    }
+    messages = {m.person_id: m for m in await Message.filter(campaign_id=campaign.id)}
+    assert len(messages) == 6
+    expected = {
+        first.id: (MessageStatus.QUEUED, None),
+        opted.id: (MessageStatus.SKIPPED, "opted_out"),
+        nowhere.id: (MessageStatus.SKIPPED, "no_address"),
+        landline.id: (MessageStatus.SKIPPED, "landline_only"),
+        duplicate.id: (MessageStatus.SKIPPED, "duplicate_address"),
+        lifted.id: (MessageStatus.QUEUED, None),
+    }
+    assert {pid: (m.status, m.skip_reason) for pid, m in messages.items()} == expected
+    sent = messages[first.id]
+    assert sent.text == "CCAS : Bonjour Alex, appelez le 0800 000 000."
+    assert (sent.encoding, sent.segments, sent.address) == ("GSM-7", 1, "+33612345601")
+    assert messages[opted.id].text == ""
+
+    run = await CampaignRun.get(campaign_id=campaign.id)
+    assert (run.number, run.recipients, run.skipped) == (1, 2, 4)
+    stored = await Campaign.get(id=campaign.id)
+    assert stored.audience_snapshot["count"] == 6
+    assert stored.audience_snapshot["filter"] == {"segments_any": ["domicilies"]}
+    assert stored.launched_by_id == ACTOR.id
+    assert rt.queue.jobs == [("dispatch_run", (run.id,), f"dispatch:{run.id}")]  # type: ignore[union-attr]
+    event = await AuditEvent.get(action="campaign.launch")
+    assert event.detail["recipients"] == 2 and event.detail["skipped"]["opted_out"] == 1
+
+
+async def test_email_launch_renders_subject_text_html_and_skips_case_insensitively(
+    rt: Runtime,
+) -> None:
+    """E-mail: the address is compared without case for opt-outs and duplicates."""
+    await person("Alpha", email="Alpha@Example.org")
+    await person("Bravo", email="alpha@example.org")
+    await person("Charlie", email="stop@example.org")
+    await OptOut.create(address="stop@example.org", channel="email", source="link")
+    campaign = await make_campaign(
+        settings=rt.settings,
+        channel="email",
+        body="Bonjour {{ person.last_name }}, appelez le {{ ccas.hotline }}.",
+        subject="{{ ccas.name }} prend de vos nouvelles",
+    )
+    result = await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    assert result["recipients"] == 1
+    assert result["skipped_by_reason"] == {"duplicate_address": 1, "opted_out": 1}
+    sent = await Message.get(campaign_id=campaign.id, status=MessageStatus.QUEUED)
+    assert sent.subject == "CCAS prend de vos nouvelles"
+    assert sent.text.startswith("Bonjour Alpha, appelez le 0800 000 000.")
+    assert "/desinscription/" in sent.text and sent.html and "/desinscription/" in sent.html
+    token = sent.text.rsplit("/desinscription/", 1)[1].strip()
+    secret = rt.settings.secret_key or ""
+    run_id, person_id, signature = token.split(".")
+    assert service.read_unsubscribe_token(secret, token) == (int(run_id), sent.person_id)
+    forged = f"{run_id}.{int(person_id) + 1}.{signature}"
+    assert service.read_unsubscribe_token(secret, forged) is None
+
+
+async def test_unicode_template_stores_ucs2_and_its_segments(rt: Runtime) -> None:
+    """A character outside GSM-7 makes the whole SMS UCS-2; the stored segments are real."""
+    await person("Alpha", mobile="+33612345601")
+    body = "Bonjour {{ person.first_name }}, une fête « conviviale » a lieu mercredi. " * 2
+    campaign = await make_campaign(settings=rt.settings, body=body)
+    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    message = await Message.get(campaign_id=campaign.id)
+    expected = analyse(message.text)
+    assert message.encoding == "UCS-2" == expected.encoding
+    assert message.segments == expected.segments == 2  # 105 UTF-16 units: 67 + 38
+    assert "ê" in message.text and "«" not in message.text  # normalised, not folded
+
+
+async def test_folding_is_applied_when_the_template_asks(rt: Runtime) -> None:
+    await person("Alpha", mobile="+33612345601")
+    body = "Une fête {{ person.first_name }}."
+    campaign = await make_campaign(settings=rt.settings, body=body, fold=True)
+    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    message = await Message.get(campaign_id=campaign.id)
+    assert (message.text, message.encoding) == ("Une fete Alex.", "GSM-7")
+
+
+async def test_undefined_variable_is_refused_at_launch(rt: Runtime) -> None:
+    """A template that cannot render for the sample stops the launch, nothing is written."""
+    await person("Alpha", mobile="+33612345601")
+    campaign = await make_campaign(settings=rt.settings)
+    await campaign.fetch_related("template_version")
+    await (
+        type(campaign.template_version)
+        .filter(id=campaign.template_version.id)
+        .update(body="Bonjour {{ person.surnom }}")
+    )
+    with pytest.raises(Invalid) as err:
+        await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    assert err.value.code == "undefined_variable"
+    assert "variable inconnue" in err.value.detail
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.DRAFT
+    assert not await Message.exists(campaign_id=campaign.id)
+
+
+async def test_cost_estimate_is_parts_times_recipients_times_price(rt: Runtime) -> None:
+    """Three recipients of a two-part SMS at 0.065 per part: 6 parts, 0.39."""
+    for i in range(3):
+        await person(f"P{i}", mobile=f"+3361234560{i}")
+    await person("Skip")  # no address: not counted
+    body = "{{ person.first_name }} " + "x" * 170
+    campaign = await make_campaign(settings=rt.settings, body=body)
+    preview = await service.preview_launch(campaign.id, rt)
+    assert (preview["recipients"], preview["parts"], preview["cost_estimate"]) == (3, 6, "0.39")
+    assert not await Message.exists(campaign_id=campaign.id)  # a preview writes nothing
+    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    stats = await service.campaign_stats(campaign.id, rt.settings)
+    assert stats["cost_estimate"] == {
+        "parts": 6,
+        "recipients": 3,
+        "price_per_part": "0.0650",
+        "total": "0.39",
+    }
+    assert stats["counts"]["queued"] == 3 and stats["counts"]["skipped"] == 1
+    assert stats["skipped_by_reason"] == {"no_address": 1}
+    assert stats["parts_sent"] == 0 and stats["cost_actual"] == "0.00"
+    assert stats["delivery_rate"] is None
+    # Two delivered (one priced by the provider), one failed after leaving.
+    ids = [m.id for m in await Message.filter(campaign_id=campaign.id, status="queued")]
+    await Message.filter(id=ids[0]).update(status="delivered", sent_at=T0, price=Decimal("0.1"))
+    await Message.filter(id=ids[1]).update(status="delivered", sent_at=T0)
+    await Message.filter(id=ids[2]).update(status="failed", sent_at=T0)
+    stats = await service.campaign_stats(campaign.id, rt.settings)
+    assert stats["parts_sent"] == 6
+    assert stats["cost_actual"] == "0.36"  # 0.1 reported + 4 parts x 0.065
+    assert stats["delivery_rate"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+async def test_cancel_marks_queued_messages_cancelled(rt: Runtime) -> None:
+    for i in range(3):
+        await person(f"P{i}", mobile=f"+3361234560{i}")
+    await person("Skip")
+    campaign = await make_campaign(settings=rt.settings)
+    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    one = await Message.filter(campaign_id=campaign.id, status="queued").first()
+    await Message.filter(id=one.id).update(status="submitted", sent_at=T0)  # already left
+    result = await service.cancel(campaign.id, actor=ACTOR, now=T0)
+    assert result == {"status": "cancelled", "cancelled_messages": 2}
+    statuses = sorted(
+        await Message.filter(campaign_id=campaign.id).values_list("status", flat=True)
+    )
+    assert statuses == ["cancelled", "cancelled", "skipped", "submitted"]
+    with pytest.raises(Conflict, match="annulée"):
+        await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+
+
+# --- schedules ---------------------------------------------------------------------------
+
+
+async def test_scheduled_campaign_starts_at_its_time_and_not_before(rt: Runtime) -> None:
+    await person("Alpha", mobile="+33612345601")
+    at = T0 + timedelta(hours=2)
+    campaign = await make_campaign(settings=rt.settings, scheduled_at=at)
+    result = await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    assert result["status"] == "scheduled" and result["run"] is None
+    assert not await Message.exists(campaign_id=campaign.id)
+
+    assert await service.start_due_runs(rt, at - timedelta(minutes=1)) == 0
+    assert not await CampaignRun.exists(campaign_id=campaign.id)
+    assert await service.start_due_runs(rt, at) == 1
+    stored = await Campaign.get(id=campaign.id)
+    assert stored.status == CampaignStatus.RUNNING and stored.next_run_at is None
+    assert await Message.filter(campaign_id=campaign.id).count() == 1
+    assert await service.start_due_runs(rt, at + timedelta(minutes=5)) == 0  # idempotent
+    assert await CampaignRun.filter(campaign_id=campaign.id).count() == 1
+
+
+async def test_scheduled_in_the_past_is_refused(rt: Runtime) -> None:
+    with pytest.raises(Invalid) as err:
+        await make_campaign(settings=rt.settings, scheduled_at=T0 - timedelta(minutes=1))
+    assert err.value.code == "scheduled_in_past"
+
+
+async def test_recurring_campaign_makes_one_run_every_n_days(rt: Runtime) -> None:
+    """Every 3 days a new run, one message per person per run; missed days make one late run."""
+    people = [await person(f"P{i}", mobile=f"+3361234560{i}") for i in range(3)]
+    campaign = await make_campaign(settings=rt.settings, recurrence_days=3)
+    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    assert (await Campaign.get(id=campaign.id)).next_run_at == T0 + timedelta(days=3)
+
+    # Run 1 ends: the campaign waits for its next run rather than completing.
+    run1 = await CampaignRun.get(campaign_id=campaign.id, number=1)
+    await Message.filter(run_id=run1.id).update(status="delivered", sent_at=T0)
+    await service.finish_run(run1.id, T0 + timedelta(hours=1))
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.SCHEDULED
+
+    assert await service.start_due_runs(rt, T0 + timedelta(days=2, hours=23)) == 0
+    assert await service.start_due_runs(rt, T0 + timedelta(days=3)) == 1
+    assert await service.start_due_runs(rt, T0 + timedelta(days=3)) == 0
+    run2 = await CampaignRun.get(campaign_id=campaign.id, number=2)
+    per_person = sorted(await Message.filter(run_id=run2.id).values_list("person_id", flat=True))
+    assert per_person == sorted(p.id for p in people)
+    stored = await Campaign.get(id=campaign.id)
+    assert stored.status == CampaignStatus.RUNNING
+    assert stored.next_run_at == T0 + timedelta(days=6)
+
+    # A scheduler down for a week: one late run, and the rhythm kept from the first run.
+    assert await service.start_due_runs(rt, T0 + timedelta(days=13)) == 1
+    assert await service.start_due_runs(rt, T0 + timedelta(days=13)) == 0
+    assert await CampaignRun.filter(campaign_id=campaign.id).count() == 3
+    assert (await Campaign.get(id=campaign.id)).next_run_at == T0 + timedelta(days=15)
+    assert await Message.filter(campaign_id=campaign.id).count() == 9
+    jobs = rt.queue.jobs  # type: ignore[union-attr]
+    assert [job[0] for job in jobs] == ["dispatch_run"] * 3
+
+
+async def test_pause_resume_hands_queued_runs_back_to_dispatch(rt: Runtime) -> None:
+    await person("Alpha", mobile="+33612345601")
+    campaign = await make_campaign(settings=rt.settings)
+    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    await service.pause(campaign.id, actor=ACTOR)
+    resumed = await service.resume(campaign.id, actor=ACTOR, runtime=rt)
+    assert resumed.status == CampaignStatus.RUNNING
+    run = await CampaignRun.get(campaign_id=campaign.id)
+    assert rt.queue.jobs[-1] == ("dispatch_run", (run.id,), f"dispatch:{run.id}")  # type: ignore[union-attr]
+
+
+async def test_launch_with_nobody_to_reach_completes_at_once(rt: Runtime) -> None:
+    await person("Alpha")  # no address
+    campaign = await make_campaign(settings=rt.settings)
+    result = await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    assert result["status"] == "completed"
+    assert [w["code"] for w in result["warnings"]] == ["alphanumeric_sender", "no_recipients"]
+    assert rt.queue.jobs == []  # type: ignore[union-attr]
+
+
+# --- warnings ----------------------------------------------------------------------------
+
+SENDER_TABLE = [
+    # (sender, expects replies, warned)
+    (None, True, True),  # the default sender, "CCAS", is alphanumeric
+    ("MAIRIE", True, True),
+    ("33612345678", True, False),
+    ("+33612345678", True, False),
+    ("MAIRIE", False, False),
+]
+
+
+async def test_alphanumeric_sender_warning(rt: Runtime) -> None:
+    """A campaign expecting replies warns when its sender has letters: nobody can answer it."""
+    for sender, expects_replies, warned in SENDER_TABLE:
+        campaign = await make_campaign(
+            settings=rt.settings, sender=sender, expects_replies=expects_replies
+        )
+        codes = [w["code"] for w in service.campaign_warnings(campaign, rt.settings)]
+        assert codes == (["alphanumeric_sender"] if warned else []), sender
+
+
+async def test_bad_sender_is_refused(rt: Runtime) -> None:
+    with pytest.raises(Invalid) as err:
+        await make_campaign(settings=rt.settings, sender="UN EXPEDITEUR TROP LONG")
+    assert err.value.code == "bad_sender"
+
+
+# --- over HTTP ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorded(runtime: Runtime) -> Any:
+    """The app's runtime with a recording queue, so launches here send nothing."""
+    original = runtime.queue
+    runtime.queue = RecordingQueue()  # type: ignore[assignment]
+    yield runtime.queue
+    runtime.queue = original
+
+
+async def _api_campaign(client: Any, headers: dict[str, str], **extra: Any) -> dict[str, Any]:
+    template = await client.post(
+        "/api/v1/templates",
+        json={"name": "Invitation", "channel": "sms", "body": SIMPLE},
+        headers=headers,
+    )
+    audience = await Audience.create(name="Domiciliés", criteria={"segments_any": ["domicilies"]})
+    response = await client.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Hiver",
+            "channel": "sms",
+            "template_id": (await template.json())["id"],
+            "audience_id": audience.id,
+            **extra,
+        },
+        headers=headers,
+    )
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def test_campaign_over_http(client, tokens, recorded) -> None:
+    """Create, preview, launch, follow, page through and export the per-recipient record."""
+    headers = tokens.headers("coordinator")
+    await person("Alpha", mobile="+33612345601")
+    await person("Bravo", mobile="+33612345601")
+    await person("Charlie", landline="+33322334455")
+    created = await _api_campaign(client, headers, sender="+33612000000")
+    assert created["status"] == "draft" and created["warnings"] == []
+    base = f"/api/v1/campaigns/{created['id']}"
+
+    preview = await (await client.post(f"{base}/preview-launch", headers=headers)).json()
+    assert preview["recipients"] == 1
+    assert preview["skipped_by_reason"] == {"duplicate_address": 1, "landline_only": 1}
+    assert not await Message.exists(campaign_id=created["id"])
+
+    launched = await client.post(f"{base}/launch", headers=headers)
+    assert launched.status == 200
+    assert (await launched.json())["recipients"] == 1
+    assert len(recorded.jobs) == 1
+    again = await client.post(f"{base}/launch", headers=headers)
+    assert again.status == 409
+    error = await again.json()
+    assert error["error"] == "invalid_transition" and "en cours" in error["detail"]
+
+    detail = await (await client.get(base, headers=headers)).json()
+    assert detail["status"] == "running"
+    assert detail["counts"]["queued"] == 1 and detail["counts"]["skipped"] == 2
+    assert detail["skipped_by_reason"] == {"duplicate_address": 1, "landline_only": 1}
+    assert detail["cost_estimate"]["total"] == "0.07"  # 1 part x 0.0650, rounded to cents
+    assert detail["audience_count"] == 3 and len(detail["runs"]) == 1
+
+    page = await (await client.get(f"{base}/messages?status=skipped", headers=headers)).json()
+    assert page["total"] == 2 and page["pages"] == 1
+    assert {m["skip_reason"] for m in page["items"]} == {"duplicate_address", "landline_only"}
+    bad = await client.get(f"{base}/messages?status=perdu", headers=headers)
+    assert bad.status == 422
+
+    export = await client.get(f"{base}/messages.csv", headers=headers)
+    assert export.status == 200 and export.content_type == "text/csv"
+    lines = (await export.text()).strip().splitlines()
+    assert lines[0].startswith("id,run_id,person_id,channel,address,status,skip_reason")
+    assert len(lines) == 4
+    assert await AuditEvent.exists(action="campaign.export", object_id=str(created["id"]))
+
+    listing = await (await client.get("/api/v1/campaigns", headers=headers)).json()
+    assert listing["items"][0]["counts"] == {"queued": 1, "skipped": 2}
+
+    assert (await client.post(f"{base}/pause", headers=headers)).status == 200
+    assert (await client.post(f"{base}/pause", headers=headers)).status == 409
+    resumed = await (await client.post(f"{base}/resume", headers=headers)).json()
+    assert resumed["status"] == "running"
+    cancelled = await (await client.post(f"{base}/cancel", headers=headers)).json()
+    assert cancelled == {"status": "cancelled", "cancelled_messages": 1}
+
+
+async def test_http_warns_about_an_alphanumeric_sender(client, tokens, recorded) -> None:
+    created = await _api_campaign(client, tokens.headers("admin"), sender="MAIRIE")
+    assert [w["code"] for w in created["warnings"]] == ["alphanumeric_sender"]
+    assert "MAIRIE" in created["warnings"][0]["detail"]
+
+
+async def test_test_send_goes_to_the_callers_own_phone(client, tokens, recorded, runtime) -> None:
+    from campaigns.models import Staff
+    from providers.console import read_outbox
+
+    headers = tokens.headers("coordinator")
+    created = await _api_campaign(client, headers)
+    url = f"/api/v1/campaigns/{created['id']}/test-send"
+    no_phone = await client.post(url, json={}, headers=headers)
+    assert no_phone.status == 422
+    assert (await no_phone.json())["error"] == "no_test_address"
+    await Staff.filter(email="coordinator@ccas.test").update(phone="06 12 34 56 99")
+    sent = await client.post(url, json={}, headers=headers)
+    assert sent.status == 200
+    result = await sent.json()
+    assert (result["outcome"], result["to"], result["segments"]) == ("submitted", "+33612345699", 1)
+    outbox = read_outbox(runtime.settings.outbox_dir)
+    assert len(outbox) == 1
+    assert not await Message.exists()  # a test is not part of the campaign's record
+    assert await AuditEvent.exists(action="campaign.test_send")
+
+
+async def test_caseworkers_get_403_on_campaign_routes(client, tokens, recorded) -> None:
+    created = await _api_campaign(client, tokens.headers("coordinator"))
+    headers = tokens.headers("caseworker")
+    base = f"/api/v1/campaigns/{created['id']}"
+    for method, path in [
+        ("GET", "/api/v1/campaigns"),
+        ("POST", "/api/v1/campaigns"),
+        ("GET", base),
+        ("POST", f"{base}/launch"),
+        ("POST", f"{base}/preview-launch"),
+        ("POST", f"{base}/pause"),
+        ("POST", f"{base}/resume"),
+        ("POST", f"{base}/cancel"),
+        ("POST", f"{base}/test-send"),
+        ("GET", f"{base}/messages"),
+        ("GET", f"{base}/messages.csv"),
+    ]:
+        response = await client.request(method, path, json={}, headers=headers)
+        assert response.status == 403, (method, path)
+    assert (await Campaign.get(id=created["id"])).status == CampaignStatus.DRAFT
