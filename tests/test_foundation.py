@@ -72,3 +72,12 @@ def test_each_bad_value_stops_startup_naming_it(
     with pytest.raises(SettingsError) as err:
         load_settings(None)
     assert variable in str(err.value)
+
+
+def test_only_the_documented_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tortoise sets TIMEZONE=UTC in the environment: it must not become the CCAS's zone.
+    monkeypatch.setenv("TIMEZONE", "UTC")
+    monkeypatch.setenv("SEND_RATE", "999")
+    settings = load_settings(None)
+    assert settings.timezone == "Europe/Paris"
+    assert settings.send_rate == 30
