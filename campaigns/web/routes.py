@@ -18,7 +18,17 @@ from campaigns.web import (
     webhooks_status,
 )
 from campaigns.web.api import ApiRouter, Handler
-from campaigns.web.pages import dashboard, session
+from campaigns.web.pages import (
+    admin_pages,
+    audiences,
+    campaign_pages,
+    dashboard,
+    imports,
+    message_templates,
+    people,
+    queue_pages,
+    session,
+)
 from campaigns.web.pages.base import PageRouter, setup_templates
 
 
@@ -37,7 +47,17 @@ def api_routers() -> list[ApiRouter]:
 
 
 def page_routers() -> list[PageRouter]:
-    return [session.router, dashboard.router]
+    return [
+        session.router,
+        dashboard.router,
+        people.router,
+        imports.router,
+        audiences.router,
+        message_templates.router,
+        campaign_pages.router,
+        queue_pages.router,
+        admin_pages.router,
+    ]
 
 
 def extra_middlewares(runtime: Runtime) -> list[Handler]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial, wraps
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp_session import get_session
 
 from campaigns.models import Role, Staff
 from campaigns.web.auth import STAFF
@@ -24,6 +25,7 @@ PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse | dict[str, A
 ALL = (Role.ADMIN, Role.COORDINATOR, Role.CASEWORKER)
 MANAGERS = (Role.ADMIN, Role.COORDINATOR)
 ADMINS = (Role.ADMIN,)
+FLASH_KEY = "flash"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ def setup_templates(app: web.Application, tz: ZoneInfo) -> None:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["datetime_fr"] = partial(datetime_fr, tz=tz)
+    env.filters["date_fr"] = date_fr
     app.router.add_static("/static/", STATIC_DIR, name="static")
 
 
@@ -66,11 +69,26 @@ def datetime_fr(value: datetime | None, *, tz: ZoneInfo) -> str:
     return value.astimezone(tz).strftime("%d/%m/%Y %H:%M")
 
 
+def date_fr(value: date | str | None) -> str:
+    """A date (or its ISO text) as French staff write it: 30/01/1996."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    return value.strftime("%d/%m/%Y")
+
+
 async def _context(request: web.Request) -> dict[str, Any]:
     staff: Staff | None = request.get(STAFF)
     nav = [item for item in NAV if staff is not None and staff.role in item.roles]
+    session = await get_session(request)
     return {
         "staff": staff,
+        # A one-shot message left by the previous request (after a redirect).
+        "flash": session.pop(FLASH_KEY, None),
         "nav": nav,
         "current_path": request.path,
         "csrf_field": CSRF_FIELD,

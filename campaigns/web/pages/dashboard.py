@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from campaigns.campaign_service import STATUS_LABELS
 from campaigns.models import Campaign, CampaignStatus, Escalation, EscalationStatus
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages.base import ALL, PageRouter, current_page_staff
@@ -44,4 +45,5 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         "queues": queues,
         "overdue_total": sum(q["overdue"] for q in queues),
         "campaigns": running,
+        "status_labels": STATUS_LABELS,
     }

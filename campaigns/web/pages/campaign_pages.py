@@ -1,0 +1,257 @@
+"""Campagnes: create, confirm a launch (recipients, skipped, parts, cost), follow, pause, cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from campaigns import audiences
+from campaigns import campaign_service as service
+from campaigns import templates_store as store
+from campaigns.errors import DomainError
+from campaigns.models import Escalation, Message, MessageStatus, Reply, TemplateVersion
+from campaigns.web.keys import RUNTIME
+from campaigns.web.pages import helpers as h
+from campaigns.web.pages.base import MANAGERS, PageRouter
+from campaigns.web.pages.funnel import FUNNEL_STEPS, funnel_svg
+
+router = PageRouter()
+M = MessageStatus
+# Messages whose fate is decided (sent and settled, or never to be sent).
+FAILURES = (M.FAILED, M.REJECTED, M.EXPIRED, M.UNCONFIRMED)
+PENDING = (M.QUEUED, M.SENDING)
+FINAL_CAMPAIGN = ("completed", "cancelled")
+
+
+def _campaign_id(request: web.Request) -> int:
+    value = h.int_or_none(request.match_info["id"])
+    if value is None:
+        raise web.HTTPNotFound()
+    return value
+
+
+def progress_percent(counts: dict[str, int], status: str) -> int:
+    """The share of recipients whose message has left the queue (100 when the campaign is over)."""
+    recipients = sum(n for s, n in counts.items() if s != M.SKIPPED.value)
+    if status in FINAL_CAMPAIGN and not any(counts.get(s.value, 0) for s in PENDING):
+        return 100
+    if recipients == 0:
+        return 0
+    pending = sum(counts.get(s.value, 0) for s in PENDING)
+    return int(100 * (recipients - pending) / recipients)
+
+
+async def funnel_counts(campaign_id: int, counts: dict[str, int]) -> dict[str, int]:
+    """Queued, sent, delivered, failed, replied, escalated: each step a subset of the one before."""
+    sent = await Message.filter(campaign_id=campaign_id, sent_at__not_isnull=True).count()
+    replied = await Reply.filter(campaign_id=campaign_id).values_list("msisdn", flat=True)
+    escalation_ids = await Reply.filter(
+        campaign_id=campaign_id, escalation_id__not_isnull=True
+    ).values_list("escalation_id", flat=True)
+    escalated = await Escalation.filter(id__in=set(escalation_ids)).count()
+    return {
+        "queued": sum(n for s, n in counts.items() if s != M.SKIPPED.value),
+        "sent": sent,
+        "delivered": counts.get(M.DELIVERED.value, 0),
+        "failed": sum(counts.get(s.value, 0) for s in (M.FAILED, M.REJECTED, M.EXPIRED)),
+        "replied": len(set(replied)),
+        "escalated": escalated,
+    }
+
+
+async def campaign_state(campaign_id: int, settings: Any) -> dict[str, Any]:
+    """What the campaign page shows and polls: stats, progress, funnel."""
+    stats = await service.campaign_stats(campaign_id, settings)
+    stats["progress_percent"] = progress_percent(stats["counts"], stats["status"])
+    stats["funnel"] = await funnel_counts(campaign_id, stats["counts"])
+    return stats
+
+
+@router.page("GET", "/campagnes", MANAGERS, "campaigns_list.html")
+async def campaigns_list(request: web.Request) -> dict[str, Any]:
+    items = await service.list_campaigns()
+    for item in items:
+        item["progress_percent"] = progress_percent(item["counts"], item["status"])
+    return {"campaigns": items, "channel_labels": h.CHANNEL_LABELS}
+
+
+async def _new_context(
+    request: web.Request, values: dict[str, Any], error: str | None = None
+) -> dict[str, Any]:
+    await store.seed_default_templates()
+    settings = request.app[RUNTIME].settings
+    return {
+        "templates": await store.list_templates(),
+        "audiences": await audiences.list_audiences(),
+        "values": values,
+        "error": error,
+        "default_sender": settings.sms_sender,
+        "channel_labels": h.CHANNEL_LABELS,
+    }
+
+
+@router.page("GET", "/campagnes/nouvelle", MANAGERS, "campaign_new.html")
+async def campaign_new(request: web.Request) -> dict[str, Any]:
+    values = {
+        "name": "",
+        "template_id": h.int_or_none(request.query.get("modele")),
+        "audience_id": h.int_or_none(request.query.get("public")),
+        "sender": "",
+        "hotline": "",
+        "scheduled_at": "",
+        "recurrence_days": "",
+        "expects_replies": True,
+    }
+    return await _new_context(request, values)
+
+
+@router.page("POST", "/campagnes", MANAGERS, "campaign_new.html")
+async def campaign_create(request: web.Request) -> web.StreamResponse | dict[str, Any]:
+    form = await h.form_data(request)
+    values = {
+        "name": h.text(form, "name"),
+        "template_id": h.int_or_none(h.text(form, "template_id")),
+        "audience_id": h.int_or_none(h.text(form, "audience_id")),
+        "sender": h.text(form, "sender"),
+        "hotline": h.text(form, "hotline"),
+        "scheduled_at": h.text(form, "scheduled_at"),
+        "recurrence_days": h.text(form, "recurrence_days"),
+        "expects_replies": form.get("expects_replies") == "oui",
+    }
+    runtime = request.app[RUNTIME]
+    try:
+        if values["template_id"] is None or values["audience_id"] is None:
+            raise DomainError("Choisissez un modèle et un public.")
+        template = await store.get_template(values["template_id"])
+        raw_date = values["scheduled_at"]
+        scheduled = datetime.fromisoformat(raw_date) if raw_date else None
+        campaign = await service.create_campaign(
+            name=values["name"],
+            channel=template["channel"],
+            template_id=values["template_id"],
+            audience_id=values["audience_id"],
+            actor=h.actor(request),
+            settings=runtime.settings,
+            now=runtime.clock(),
+            sender=values["sender"] or None,
+            hotline=values["hotline"] or None,
+            scheduled_at=scheduled,
+            recurrence_days=h.int_or_none(values["recurrence_days"]),
+            expects_replies=values["expects_replies"],
+        )
+    except ValueError:
+        return await _new_context(request, values, "Date d'envoi invalide.")
+    except DomainError as exc:
+        return await _new_context(request, values, exc.detail)
+    raise web.HTTPSeeOther(f"/campagnes/{campaign.id}/lancement")
+
+
+@router.page("GET", "/campagnes/{id}/lancement", MANAGERS, "campaign_launch.html")
+async def campaign_launch_confirm(request: web.Request) -> web.StreamResponse | dict[str, Any]:
+    campaign_id = _campaign_id(request)
+    runtime = request.app[RUNTIME]
+    campaign = await service.get_campaign(campaign_id)
+    try:
+        plan = await service.preview_launch(campaign_id, runtime)
+    except DomainError as exc:
+        await h.flash(request, exc.detail, "error")
+        raise web.HTTPSeeOther(f"/campagnes/{campaign_id}") from None
+    version = await TemplateVersion.get(id=campaign.template_version_id)  # type: ignore[attr-defined]
+    return {
+        "campaign": service.describe_campaign(campaign),
+        "plan": plan,
+        "version": version,
+        "skip_labels": h.SKIP_REASON_LABELS,
+        "channel_labels": h.CHANNEL_LABELS,
+    }
+
+
+@router.page("POST", "/campagnes/{id}/lancer", MANAGERS)
+async def campaign_launch(request: web.Request) -> web.StreamResponse:
+    campaign_id = _campaign_id(request)
+    form = await h.form_data(request)
+    if form.get("confirmer") != "oui":
+        await h.flash(request, "Cochez la confirmation pour lancer la campagne.", "error")
+        raise web.HTTPSeeOther(f"/campagnes/{campaign_id}/lancement")
+    runtime = request.app[RUNTIME]
+    try:
+        result = await service.launch(campaign_id, actor=h.actor(request), runtime=runtime)
+    except DomainError as exc:
+        await h.flash(request, exc.detail, "error")
+        raise web.HTTPSeeOther(f"/campagnes/{campaign_id}/lancement") from None
+    done = "programmée" if result["status"] == "scheduled" else "lancée"
+    await h.flash(request, f"Campagne {done}.")
+    raise web.HTTPSeeOther(f"/campagnes/{campaign_id}")
+
+
+@router.page("GET", "/campagnes/{id}", MANAGERS, "campaign.html")
+async def campaign_page(request: web.Request) -> dict[str, Any]:
+    campaign_id = _campaign_id(request)
+    settings = request.app[RUNTIME].settings
+    state = await campaign_state(campaign_id, settings)
+    failures = (
+        await Message.filter(campaign_id=campaign_id, status__in=list(FAILURES))
+        .order_by("-id")
+        .limit(100)
+    )
+    reasons: dict[str, int] = {}
+    for message in failures:
+        key = message.error or h.MESSAGE_STATUS_LABELS[message.status.value]
+        reasons[key] = reasons.get(key, 0) + 1
+    return {
+        "c": state,
+        "funnel_svg": funnel_svg(state["funnel"]),
+        "funnel_steps": FUNNEL_STEPS,
+        "failures": failures,
+        "failure_reasons": sorted(reasons.items(), key=lambda kv: -kv[1]),
+        "message_labels": h.MESSAGE_STATUS_LABELS,
+        "skip_labels": h.SKIP_REASON_LABELS,
+        "channel_labels": h.CHANNEL_LABELS,
+    }
+
+
+@router.page("GET", "/campagnes/{id}/etat", MANAGERS)
+async def campaign_state_json(request: web.Request) -> web.StreamResponse:
+    state = await campaign_state(_campaign_id(request), request.app[RUNTIME].settings)
+    keys = ("id", "status", "status_label", "status_reason", "progress_percent", "counts", "funnel")
+    return web.json_response({k: state[k] for k in keys})
+
+
+async def _act(request: web.Request, action: str) -> web.StreamResponse:
+    campaign_id = _campaign_id(request)
+    runtime = request.app[RUNTIME]
+    actor = h.actor(request)
+    messages = {
+        "pause": "Campagne mise en pause.",
+        "resume": "Campagne reprise.",
+        "cancel": "Campagne annulée : les messages pas encore partis ne partiront pas.",
+    }
+    try:
+        if action == "pause":
+            await service.pause(campaign_id, actor=actor, reason="mise en pause par l'équipe")
+        elif action == "resume":
+            await service.resume(campaign_id, actor=actor, runtime=runtime)
+        else:
+            await service.cancel(campaign_id, actor=actor, now=runtime.clock())
+    except DomainError as exc:
+        await h.flash(request, exc.detail, "error")
+    else:
+        await h.flash(request, messages[action])
+    raise web.HTTPSeeOther(f"/campagnes/{campaign_id}")
+
+
+@router.page("POST", "/campagnes/{id}/pause", MANAGERS)
+async def campaign_pause(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "pause")
+
+
+@router.page("POST", "/campagnes/{id}/reprendre", MANAGERS)
+async def campaign_resume(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "resume")
+
+
+@router.page("POST", "/campagnes/{id}/annuler", MANAGERS)
+async def campaign_cancel(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "cancel")

@@ -1,0 +1,183 @@
+"""Personnes: search the registry, a person's page (audited), rectify and erase."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from campaigns import people
+from campaigns.errors import DomainError
+from campaigns.models import (
+    AuditEvent,
+    Campaign,
+    Escalation,
+    Membership,
+    Message,
+    Reply,
+)
+from campaigns.models.registry import SEGMENTS
+from campaigns.people import PersonPatch
+from campaigns.queues import OUTCOMES, QUEUE_LABELS
+from campaigns.web.pages import helpers as h
+from campaigns.web.pages.base import MANAGERS, PageRouter
+
+router = PageRouter()
+PAGE_SIZE = 50
+EDITABLE = (
+    ("external_ref", "N° de dossier", "text"),
+    ("civility", "Civilité", "text"),
+    ("last_name", "Nom", "text"),
+    ("first_name", "Prénom", "text"),
+    ("birth_date", "Date de naissance", "date"),
+    ("mobile", "Téléphone portable", "tel"),
+    ("landline", "Téléphone fixe", "tel"),
+    ("email", "Courriel", "email"),
+    ("address", "Adresse", "text"),
+    ("district", "Quartier", "text"),
+    ("referent_email", "Référent (courriel du travailleur social)", "email"),
+)
+
+
+def _person_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+
+
+async def _segment_choices() -> list[dict[str, str]]:
+    custom = await Membership.all().distinct().values_list("segment", flat=True)
+    codes = list(SEGMENTS) + sorted(set(custom) - set(SEGMENTS))
+    return [{"code": code, "label": h.SEGMENT_LABELS.get(code, code)} for code in codes]
+
+
+@router.page("GET", "/personnes", MANAGERS, "people_list.html")
+async def people_list(request: web.Request) -> dict[str, Any]:
+    q = request.query.get("q", "").strip()
+    segment = request.query.get("segment", "").strip()
+    page = h.query_page(request)
+    error = None
+    try:
+        result = await people.search(segment=segment or None, q=q or None, page=page)
+    except DomainError as exc:
+        error, result = exc.detail, {"items": [], "total": 0}
+    return {
+        "q": q,
+        "segment": segment,
+        "segments": await _segment_choices(),
+        "people": result["items"],
+        "total": result["total"],
+        "pager": h.pager(request, page, PAGE_SIZE, result["total"]),
+        "error": error,
+    }
+
+
+@router.page("GET", "/personnes/{id}", MANAGERS, "person.html")
+async def person_page(request: web.Request) -> dict[str, Any]:
+    person_id = _person_id(request)
+    # people.view writes the audit event for this access, as the API does.
+    person = await people.view(person_id, actor=h.actor(request))
+    messages = await Message.filter(person_id=person_id).order_by("-id").limit(100)
+    campaign_names = dict(
+        await Campaign.filter(id__in={m.campaign_id for m in messages}).values_list("id", "name")
+    )
+    replies = await Reply.filter(person_id=person_id).order_by("-received_at").limit(100)
+    escalations = await Escalation.filter(person_id=person_id).order_by("-id").limit(50)
+    events = (
+        await AuditEvent.filter(object_type="person", object_id=str(person_id))
+        .order_by("-at", "-id")
+        .limit(50)
+    )
+    return {
+        "person": person,
+        "segment_labels": h.SEGMENT_LABELS,
+        "messages": messages,
+        "campaign_names": campaign_names,
+        "message_labels": h.MESSAGE_STATUS_LABELS,
+        "skip_labels": h.SKIP_REASON_LABELS,
+        "replies": replies,
+        "reply_labels": h.REPLY_LABELS,
+        "escalations": escalations,
+        "queue_labels": QUEUE_LABELS,
+        "outcomes": OUTCOMES,
+        "events": events,
+    }
+
+
+def _edit_context(person: dict[str, Any], values: dict[str, Any], error: str | None) -> dict:
+    return {"person": person, "fields": EDITABLE, "values": values, "error": error}
+
+
+@router.page("GET", "/personnes/{id}/modifier", MANAGERS, "person_edit.html")
+async def person_edit_form(request: web.Request) -> dict[str, Any]:
+    person = people.detail(await people.get_person(_person_id(request)))
+    values = {name: person.get(name) or "" for name, _, _ in EDITABLE}
+    values["preferred_channel"] = person["preferred_channel"]
+    return _edit_context(person, values, None)
+
+
+def _patch_from(form: dict[str, Any]) -> PersonPatch:
+    data: dict[str, Any] = {}
+    for name, _, _ in EDITABLE:
+        value = h.text(form, name)
+        if name == "first_name":
+            data[name] = value
+        elif name == "last_name":
+            data[name] = value or None
+        else:
+            data[name] = value or None
+    channel = h.text(form, "preferred_channel")
+    if channel:
+        data["preferred_channel"] = channel
+    if data.get("birth_date"):
+        data["birth_date"] = date.fromisoformat(data["birth_date"])
+    return PersonPatch.model_validate(data)
+
+
+@router.page("POST", "/personnes/{id}/modifier", MANAGERS, "person_edit.html")
+async def person_edit(request: web.Request) -> web.StreamResponse | dict[str, Any]:
+    person_id = _person_id(request)
+    form = await h.form_data(request)
+    try:
+        patch = _patch_from(form)
+        await people.edit(person_id, patch, actor=h.actor(request))
+    except (ValueError, ValidationError, DomainError) as exc:
+        detail = exc.detail if isinstance(exc, DomainError) else _validation_text(exc)
+        person = people.detail(await people.get_person(person_id))
+        values = {name: h.text(form, name) for name, _, _ in EDITABLE}
+        values["preferred_channel"] = h.text(form, "preferred_channel")
+        return _edit_context(person, values, detail)
+    await h.flash(request, "Fiche mise à jour.")
+    raise web.HTTPSeeOther(f"/personnes/{person_id}")
+
+
+def _validation_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])} : {err['msg']}" for err in exc.errors()
+        )
+    return "Valeur invalide (date attendue au format jj/mm/aaaa)"
+
+
+@router.page("GET", "/personnes/{id}/effacer", MANAGERS, "person_erase.html")
+async def person_erase_confirm(request: web.Request) -> dict[str, Any]:
+    person = await people.get_person(_person_id(request))
+    addresses = [a for a in (person.mobile, person.landline, person.email) if a]
+    return {"person": people.detail(person), "has_addresses": bool(addresses)}
+
+
+@router.page("POST", "/personnes/{id}/effacer", MANAGERS)
+async def person_erase(request: web.Request) -> web.StreamResponse:
+    person_id = _person_id(request)
+    form = await h.form_data(request)
+    if h.text(form, "confirmer") != "oui":
+        raise web.HTTPSeeOther(f"/personnes/{person_id}/effacer")
+    await people.erase(person_id, actor=h.actor(request))
+    await h.flash(
+        request,
+        "La personne a été effacée. Ses oppositions (STOP) restent enregistrées sur ses adresses.",
+    )
+    raise web.HTTPSeeOther("/personnes")
