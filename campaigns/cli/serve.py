@@ -50,6 +50,10 @@ async def serve(settings: Settings, host: str, port: int) -> None:
                 flush=True,
             )
         runtime = await build_runtime(settings)
+        if not settings.redis_url:
+            # No Redis: this process sends the campaigns itself, with the same job functions.
+            await runtime.queue.start()  # type: ignore[union-attr]
+            print("Envoi des campagnes dans ce processus (pas de Redis).", flush=True)
         app = create_app(runtime)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -1,0 +1,321 @@
+"""Benchmark of dispatch: a 50,000-recipient SMS campaign sent by two `campaigns worker` processes.
+
+Run: `python bench/dispatch_bench.py [--people 50000] [--workers 2] [--concurrency 24]`.
+Needs PostgreSQL (CAMPAIGNS_BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432;
+a database of its own is created, then dropped) and Redis (CAMPAIGNS_BENCH_REDIS_URL,
+default redis://127.0.0.1:6379/14; keys under a queue name of its own, deleted at the end).
+
+The Vonage emulator runs in its own process (TLS, no receipts). First a plain client
+measures the ceiling: the same SDK (`vonage`, `client.sms.send`), one client per thread
+in a pool of threads, straight to the emulator. Then the campaign is launched (the real
+`campaign_service.launch`: audience snapshot and one rendered Message per person, timed)
+and the workers send it: rate limit off, window `always`. Printed: launch time, the
+end-to-end rate (launch's enqueue to the last message recorded), the ceiling, the ratio.
+Targets (issue 3): launch under 10 s; end to end at least 60 % of the ceiling and at
+least 300 messages/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from campaigns import campaign_service  # noqa: E402
+from campaigns.audit import Actor  # noqa: E402
+from campaigns.db import close_db, init_db, migrate  # noqa: E402
+from campaigns.models import Audience, Message  # noqa: E402
+from campaigns.runtime import Runtime  # noqa: E402
+from campaigns.settings import Settings  # noqa: E402
+from campaigns.templates_store import TemplateContent, create_template  # noqa: E402
+from workers.arq_queue import ArqQueue  # noqa: E402
+
+BASE_URL = os.environ.get("CAMPAIGNS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("CAMPAIGNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+DATABASE = "campaigns_dispatch_bench"
+KEY, SECRET = "bench-key", "bench-secret"
+BODY = (
+    "{{ ccas.name }} : Bonjour {{ person.civility }} {{ person.last_name }}, nous prenons de "
+    "vos nouvelles. Appelez-nous au {{ ccas.hotline }}."
+)
+FIRST = ("Jeanne", "Marie", "Paul", "Ahmed", "Fatou", "Lucien", "Irène", "Hélène", "Noël")
+LAST = ("Martin", "Bernard", "Dubois", "Lefèvre", "Moreau", "Nguyen", "Diallo", "Mercier")
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(BASE_URL.replace("postgres://", "postgresql://") + "/postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _populate(url: str, people: int) -> None:
+    """People with COPY: the bench measures launch and dispatch, not the import."""
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(people):
+        last = rng.choice(LAST)
+        rows.append(
+            (
+                "Madame" if i % 2 else "Monsieur",
+                rng.choice(FIRST),
+                last,
+                f"{last.lower()}|{i}",
+                f"+336{i:08d}",
+                "sms",
+                now,
+                now,
+            )
+        )
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://"))
+    try:
+        await conn.copy_records_to_table(
+            "person",
+            records=rows,
+            columns=[
+                "civility",
+                "first_name",
+                "last_name",
+                "identity_key",
+                "mobile",
+                "preferred_channel",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO membership (person_id, segment, source, created_at) "
+            "SELECT id, 'domicilies', 'bench', now() FROM person"
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def _start_emulator(cert_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    port = 20000 + random.randrange(20000)
+    command = [sys.executable, "-m", "providers.emulator", "--port", str(port)]
+    command += ["--cert-dir", str(cert_dir), "--api-key", KEY, "--api-secret", SECRET]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    rest_host = ca_file = ""
+    assert process.stdout is not None
+    while not (rest_host and ca_file):
+        line = process.stdout.readline().decode()
+        if not line:
+            raise RuntimeError(f"the emulator did not start: {log.read_text()[-2000:]}")
+        if line.startswith("rest_host="):
+            rest_host = line.strip().split("=", 1)[1]
+        elif line.startswith("ca_file="):
+            ca_file = line.strip().split("=", 1)[1]
+    return process, rest_host, ca_file
+
+
+def measure_ceiling(rest_host: str, ca_file: str, count: int, threads: int) -> float:
+    """SMS/s of the plain SDK, one client per thread, against the emulator."""
+    from vonage import Auth, HttpClientOptions, Vonage
+    from vonage_sms import SmsMessage
+
+    os.environ["REQUESTS_CA_BUNDLE"] = ca_file
+    local = threading.local()
+
+    def send(i: int) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            options = HttpClientOptions(rest_host=rest_host, api_host=rest_host, timeout=10)
+            client = local.client = Vonage(Auth(KEY, SECRET), options)
+        client.sms.send(
+            SmsMessage(
+                to=f"3370{i:07d}",
+                from_="CCAS",
+                text="Plafond : un message comme ceux de la campagne, pour mesurer.",
+                client_ref=f"ceiling-{i}",
+            )
+        )
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(send, range(min(200, count))))  # connections and clients warmed up
+        started = time.perf_counter()
+        list(pool.map(send, range(count)))
+        elapsed = time.perf_counter() - started
+    return count / elapsed
+
+
+def _worker_env(args: argparse.Namespace, url: str, queue: str, rest_host: str, ca: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGNS_", "VONAGE_"))}
+    env.pop("REQUESTS_CA_BUNDLE", None)
+    env.update(
+        PYTHONPATH=str(ROOT),
+        CAMPAIGNS_DATABASE_URL=url,
+        CAMPAIGNS_REDIS_URL=REDIS_URL,
+        CAMPAIGNS_QUEUE_NAME=queue,
+        CAMPAIGNS_SMS_PROVIDER="vonage",
+        VONAGE_API_KEY=KEY,
+        VONAGE_API_SECRET=SECRET,
+        VONAGE_SMS_HOST=rest_host,
+        VONAGE_CA_FILE=ca,
+        CAMPAIGNS_SEND_RATE="0",
+        CAMPAIGNS_SEND_WINDOW="always",
+        CAMPAIGNS_BATCH_SIZE=str(args.batch),
+        CAMPAIGNS_SEND_CONCURRENCY=str(args.concurrency),
+        CAMPAIGNS_DISPATCH_LANES=str(args.workers),
+        CAMPAIGNS_SECRET_KEY="k" * 32,
+    )
+    return env
+
+
+async def _remaining(url: str, campaign_id: int) -> int:
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://"))
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM message WHERE campaign_id=$1 AND status IN ('queued','sending')",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+
+
+async def _cleanup_redis(queue: str) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    keys = [k async for k in redis.scan_iter(match=f"{queue}*", count=1000)]
+    keys += [k async for k in redis.scan_iter(match=f"arq:*:{queue}:*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+async def run(args: argparse.Namespace) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    await _admin(f'CREATE DATABASE "{DATABASE}"')
+    url = f"{BASE_URL}/{DATABASE}"
+    queue = f"campaigns-bench-{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        await migrate(url)
+        await init_db(url)
+        await _populate(url, args.people)
+        emulator, rest_host, ca_file = _start_emulator(work / "tls", work / "emulator.log")
+        processes.append(emulator)
+
+        ceiling = await asyncio.to_thread(
+            measure_ceiling, rest_host, ca_file, args.ceiling_count, args.ceiling_threads
+        )
+        print(
+            f"ceiling: plain SDK client, {args.ceiling_threads} threads: {ceiling:,.0f} SMS/s",
+            flush=True,
+        )
+
+        env = _worker_env(args, url, queue, rest_host, ca_file)
+        for i in range(args.workers):
+            log = (work / f"worker-{i}.log").open("wb")
+            processes.append(
+                subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is timed)
+                    [sys.executable, "-m", "campaigns.cli.main", "worker"],
+                    cwd=work,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        await asyncio.sleep(args.warmup)  # workers import, connect, beat
+
+        settings = Settings(
+            CAMPAIGNS_DATABASE_URL=url,
+            CAMPAIGNS_SECRET_KEY="k" * 32,
+            CAMPAIGNS_SEND_WINDOW="always",
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        runtime = Runtime(settings=settings, queue=await ArqQueue.connect(REDIS_URL, queue))
+        actor = Actor(None, "bench")
+        template = await create_template("Bench", "sms", TemplateContent(BODY), actor=actor)
+        audience = await Audience.create(name="Bench", criteria={"segments_any": ["domicilies"]})
+        campaign = await campaign_service.create_campaign(
+            name="Bench",
+            channel="sms",
+            template_id=template.id,
+            audience_id=audience.id,
+            actor=actor,
+            settings=settings,
+            now=runtime.clock(),
+            sender="CCAS",
+        )
+        started = time.perf_counter()
+        await campaign_service.launch(campaign.id, actor=actor, runtime=runtime)
+        launched = time.perf_counter()
+        total = await Message.filter(campaign_id=campaign.id).count()
+        print(f"launch (materialisation) of {total:,} messages: {launched - started:.2f} s")
+
+        last_report = launched
+        while (left := await _remaining(url, campaign.id)) > 0:
+            await asyncio.sleep(0.5)
+            if time.perf_counter() - last_report > 5:
+                rate = (total - left) / (time.perf_counter() - launched)
+                print(f"  ... {total - left:,} sent, {rate:,.0f} msg/s", flush=True)
+                last_report = time.perf_counter()
+            if time.perf_counter() - launched > args.limit:
+                raise RuntimeError(f"{left} messages still unsent after {args.limit} s")
+        elapsed = time.perf_counter() - launched
+        rate = total / elapsed
+        statuses = await Message.filter(campaign_id=campaign.id).values_list("status", flat=True)
+        by_status: dict[str, int] = {}
+        for status in statuses:
+            by_status[str(status)] = by_status.get(str(status), 0) + 1
+        print(f"final statuses: {by_status}")
+        print(f"end to end: {total:,} messages in {elapsed:.1f} s: {rate:,.0f} msg/s")
+        print(f"ratio to the ceiling: {rate / ceiling:.0%} (target >= 60 %, and >= 300 msg/s)")
+        await runtime.queue.close()  # type: ignore[union-attr]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await close_db()
+        await _cleanup_redis(queue)
+        await _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--people", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=24, help="sends in flight per worker")
+    parser.add_argument("--batch", type=int, default=500, help="messages claimed at once")
+    parser.add_argument("--ceiling-count", type=int, default=5000)
+    parser.add_argument("--ceiling-threads", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--limit", type=float, default=900.0)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

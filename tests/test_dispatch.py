@@ -1,0 +1,389 @@
+"""Dispatch: claims, outcomes recorded in bulk, retries, pause/resume/cancel, window, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from campaigns import dispatch
+from campaigns.models import (
+    Campaign,
+    CampaignRun,
+    CampaignStatus,
+    Message,
+    MessagePart,
+    MessageStatus,
+    Person,
+)
+from campaigns.runtime import Runtime
+from campaigns.send_window import parse_send_window
+from providers.console import read_outbox
+from providers.emulator import EmulatorConfig, VonageEmulator
+from providers.vonage import VonageSmsProvider
+from tests.dispatch_support import T_MONDAY, Clock, counts, launch_campaign, make_run, mobile
+from workers.inprocess import InProcessQueue
+
+M = MessageStatus
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.fixture
+def rt(runtime: Runtime) -> Runtime:
+    """The test runtime on a fixed Monday morning, without a rate limit, small batches."""
+    # Tortoise.init exports TIMEZONE=UTC, which Settings reads by field name: pin ours.
+    runtime.settings.timezone = "Europe/Paris"
+    runtime.send_window = parse_send_window(runtime.settings.send_window, "Europe/Paris", "FR")
+    runtime.clock = Clock(T_MONDAY)
+    runtime.rate_limiter = None
+    runtime.dispatch.batch_size = 10
+    return runtime
+
+
+@pytest.fixture(scope="module")
+def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dispatch-tls")
+
+
+@pytest.fixture
+async def emulator(cert_dir: Path) -> AsyncIterator[VonageEmulator]:
+    emu = VonageEmulator(EmulatorConfig(api_key="k", api_secret="s"), cert_dir=cert_dir)
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture
+async def vonage_rt(rt: Runtime, emulator: VonageEmulator) -> AsyncIterator[Runtime]:
+    """The runtime sending through the real SDK to the emulator."""
+    await rt.sms.close()  # type: ignore[union-attr]
+    rt.sms = VonageSmsProvider(
+        "k", "s", rest_host=emulator.rest_host, ca_file=str(emulator.ca_file), timeout=3
+    )
+    yield rt
+
+
+def queue(rt: Runtime) -> InProcessQueue:
+    assert isinstance(rt.queue, InProcessQueue)
+    return rt.queue
+
+
+async def run_dispatch(rt: Runtime, run_id: int) -> InProcessQueue:
+    q = queue(rt)
+    await q.enqueue("dispatch_run", run_id, job_id=f"dispatch:{run_id}")
+    await q.run_until_idle()
+    return q
+
+
+async def test_a_run_sends_each_message_once_and_completes(rt: Runtime, db: str) -> None:
+    """25 messages in batches of 10: all submitted once, parts stored, campaign completed."""
+    campaign, run = await make_run(25)
+    await run_dispatch(rt, run.id)
+
+    assert await counts(campaign.id) == {"submitted": 25}
+    outbox = read_outbox(rt.settings.outbox_dir, limit=100)
+    assert len(outbox) == 25
+    assert len({r["message_id"] for r in outbox}) == 25
+    assert await MessagePart.all().count() == 25
+    await campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.COMPLETED
+    assert (await CampaignRun.get(id=run.id)).completed_at == T_MONDAY
+    contacted = await Person.filter(last_contacted_at=T_MONDAY).count()
+    assert contacted == 25
+    message = await Message.filter(campaign_id=campaign.id).first()
+    assert message is not None
+    assert (message.attempts, message.sent_at, message.claimed_by) == (
+        1,
+        T_MONDAY,
+        rt.coordination.worker_id,  # type: ignore[union-attr]
+    )
+
+
+async def test_launched_campaign_is_sent_through_the_same_jobs(rt: Runtime, db: str) -> None:
+    """The lifecycle's launch enqueues dispatch_run; the in-process runner sends it all."""
+    launched = await launch_campaign(rt, 12)
+    run_id = launched["run"]["id"]
+    assert queue(rt).pending[0][:3] == ("dispatch_run", (run_id,), f"dispatch:{run_id}")
+    await queue(rt).run_until_idle()
+    assert await counts(launched["campaign_id"]) == {"submitted": 12}
+    assert (await Campaign.get(id=launched["campaign_id"])).status == CampaignStatus.COMPLETED
+
+
+async def test_each_outcome_is_recorded_as_such(vonage_rt: Runtime, emulator, db: str) -> None:
+    """Dropped connection -> unconfirmed, 503 -> retried later, invalid number -> failed."""
+    rt = vonage_rt
+    rt.dispatch.concurrency = 1  # one request at a time: the emulator's faults hit in order
+    campaign, run = await make_run(6)
+    emulator.update(drop_connection_next=1, http_status_next=[503], fail_numbers={mobile(2)[1:]: 3})
+    q = await run_dispatch(rt, run.id)
+
+    by_address = {m.address: m for m in await Message.filter(campaign_id=campaign.id)}
+    dropped, retried, invalid = by_address[mobile(0)], by_address[mobile(1)], by_address[mobile(2)]
+    assert dropped.status == M.UNCONFIRMED and "connexion perdue" in (dropped.error or "")
+    assert retried.status == M.QUEUED and retried.attempts == 1
+    assert retried.next_attempt_at is not None and retried.next_attempt_at > T_MONDAY
+    assert invalid.status == M.FAILED
+    assert invalid.error == "numéro invalide (vonage:3 Invalid Parameters)"
+    assert [by_address[mobile(i)].status for i in (3, 4, 5)] == [M.SUBMITTED] * 3
+    assert by_address[mobile(3)].price is not None
+    # The run waits for the retry: a wake-up deferred to its time, not a failure.
+    assert [d[0] for d in q.dropped] == ["dispatch_run"]
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.RUNNING
+
+    rt.clock.now = retried.next_attempt_at + timedelta(seconds=1)  # type: ignore[attr-defined]
+    await run_dispatch(rt, run.id)
+    await retried.refresh_from_db()
+    assert (retried.status, retried.attempts) == (M.SUBMITTED, 2)
+    sent = Counter(r["client-ref"] for r in emulator.received)
+    assert sent[str(dropped.id)] == 1  # the unconfirmed one is never sent again
+    assert sent[str(retried.id)] == 2  # refused with a 503, then accepted
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.COMPLETED
+
+
+async def test_transient_failures_give_up_after_max_attempts(
+    vonage_rt: Runtime, emulator, db: str
+) -> None:
+    rt = vonage_rt
+    rt.dispatch.max_attempts = 2
+    campaign, run = await make_run(3)
+    emulator.update(fail_numbers={mobile(1)[1:]: 5})  # Vonage's internal error: retryable
+    await run_dispatch(rt, run.id)
+    failing = await Message.get(address=mobile(1))
+    assert failing.status == M.QUEUED
+    rt.clock.now = failing.next_attempt_at + timedelta(seconds=1)  # type: ignore[attr-defined]
+    await run_dispatch(rt, run.id)
+    await failing.refresh_from_db()
+    assert failing.status == M.FAILED and failing.attempts == 2
+    assert failing.error is not None
+    assert failing.error.startswith("abandon après 2 tentatives : erreur interne de Vonage")
+    assert await counts(campaign.id) == {"submitted": 2, "failed": 1}
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.COMPLETED
+
+
+async def test_pause_stops_within_a_batch_and_resume_goes_on(rt: Runtime, db: str) -> None:
+    campaign, run = await make_run(30)
+    lane = dispatch.Lane(rt, run.id)
+    assert await lane.prepare()
+    assert await lane.step() is None  # one batch of 10 sent
+    await Campaign.filter(id=campaign.id).update(status=CampaignStatus.PAUSED)
+    result = await lane.step()
+    assert result is not None and result.reason == "paused"
+    assert await counts(campaign.id) == {"submitted": 10, "queued": 20}
+
+    await Campaign.filter(id=campaign.id).update(status=CampaignStatus.RUNNING)
+    await run_dispatch(rt, run.id)
+    assert await counts(campaign.id) == {"submitted": 30}
+    outbox = read_outbox(rt.settings.outbox_dir, limit=100)
+    assert sorted(Counter(r["message_id"] for r in outbox).values()) == [1] * 30
+
+
+async def test_cancel_leaves_unsent_messages_cancelled(rt: Runtime, db: str) -> None:
+    campaign, run = await make_run(25)
+    lane = dispatch.Lane(rt, run.id)
+    assert await lane.prepare()
+    assert await lane.step() is None
+    await Campaign.filter(id=campaign.id).update(status=CampaignStatus.CANCELLED)
+    result = await lane.step()
+    assert result is not None and result.reason == "cancelled"
+    assert await counts(campaign.id) == {"submitted": 10, "cancelled": 15}
+
+
+async def test_high_failure_rate_pauses_the_campaign_and_says_why(
+    vonage_rt: Runtime, emulator, db: str
+) -> None:
+    rt = vonage_rt
+    rt.dispatch.batch_size = 60
+    rt.dispatch.concurrency = 8
+    campaign, run = await make_run(80)
+    emulator.update(fail_numbers={mobile(i)[1:]: 3 for i in range(0, 60, 2)})  # half of 60
+    await run_dispatch(rt, run.id)
+    await campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.PAUSED
+    assert campaign.status_reason == ("Mise en pause automatique : 50 % d'échecs (numéro invalide)")
+    assert await counts(campaign.id) == {"failed": 30, "submitted": 30, "queued": 20}
+
+
+# --- the send window, with a fixed clock -------------------------------------------------------
+
+
+def paris(*args: int) -> datetime:
+    return datetime(*args, tzinfo=PARIS).astimezone(UTC)
+
+
+WINDOW_CASES = [
+    # (window, now (Paris), sends a batch now?, next opening (Paris) when closed)
+    ("mon-sat 09:00-19:00", paris(2026, 3, 14, 18, 59), True, None),  # Saturday 18:59
+    ("mon-sat 09:00-19:00", paris(2026, 3, 14, 19, 0), False, paris(2026, 3, 16, 9, 0)),
+    ("mon-sat 09:00-19:00", paris(2026, 3, 15, 12, 0), False, paris(2026, 3, 16, 9, 0)),
+    ("mon-sat 09:00-19:00", paris(2026, 7, 14, 10, 0), False, paris(2026, 7, 15, 9, 0)),
+    ("mon-sat 09:00-19:00", paris(2026, 3, 16, 8, 59), False, paris(2026, 3, 16, 9, 0)),
+    ("always", paris(2026, 7, 14, 3, 0), True, None),
+    ("always", paris(2026, 3, 15, 23, 30), True, None),
+]
+
+
+@pytest.mark.parametrize(("spec", "now", "sends", "opens"), WINDOW_CASES)
+async def test_send_window_is_checked_before_each_batch(
+    rt: Runtime, db: str, spec: str, now: datetime, sends: bool, opens: datetime | None
+) -> None:
+    rt.clock = Clock(now)
+    rt.send_window = parse_send_window(spec, "Europe/Paris", "FR")
+    campaign, run = await make_run(15)
+    lane = dispatch.Lane(rt, run.id)
+    assert await lane.prepare()
+    result = await lane.step()
+    if sends:
+        assert result is None
+        assert await counts(campaign.id) == {"submitted": 10, "queued": 5}
+    else:
+        assert result == dispatch.LaneResult("window", opens)
+        assert await counts(campaign.id) == {"queued": 15}
+
+
+async def test_a_run_started_saturday_evening_waits_for_monday(rt: Runtime, db: str) -> None:
+    """Saturday 18:59: one batch leaves; at 19:00 the run defers itself to Monday 09:00."""
+    clock = Clock(paris(2026, 3, 14, 18, 59))
+    rt.clock = clock
+    rt.send_window = parse_send_window("mon-sat 09:00-19:00", "Europe/Paris", "FR")
+    campaign, run = await make_run(25)
+    lane = dispatch.Lane(rt, run.id)
+    assert await lane.prepare()
+    assert await lane.step() is None
+    clock.now = paris(2026, 3, 14, 19, 0, 30)
+    q = await run_dispatch(rt, run.id)
+    monday = paris(2026, 3, 16, 9, 0)
+    assert q.dropped == [
+        (
+            "dispatch_run",
+            (run.id,),
+            f"dispatch:{run.id}:wake:{int(monday.timestamp())}",
+            (monday - clock.now).total_seconds(),
+        )
+    ]
+    assert await counts(campaign.id) == {"submitted": 10, "queued": 15}
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.RUNNING
+    clock.now = monday
+    await run_dispatch(rt, run.id)
+    assert await counts(campaign.id) == {"submitted": 25}
+
+
+async def test_a_campaign_window_overrides_the_default(rt: Runtime, db: str) -> None:
+    rt.clock = Clock(paris(2026, 3, 16, 10, 0))  # Monday 10:00
+    _, run = await make_run(5, send_window="mon-fri 14:00-17:00")
+    lane = dispatch.Lane(rt, run.id)
+    assert await lane.prepare()
+    assert await lane.step() == dispatch.LaneResult("window", paris(2026, 3, 16, 14, 0))
+
+
+# --- never twice: claims and crashed workers --------------------------------------------------
+
+
+async def test_claims_left_by_a_dead_worker_become_unconfirmed(rt: Runtime, db: str) -> None:
+    campaign, run = await make_run(6)
+    ids = sorted(await Message.filter(run_id=run.id).values_list("id", flat=True))
+    me = rt.coordination.worker_id  # type: ignore[union-attr]
+    await Message.filter(id__in=ids[:2]).update(status=M.SENDING, claimed_by="dead-1234-abc")
+    await Message.filter(id__in=ids[2:3]).update(status=M.SENDING, claimed_by=me)
+    assert await dispatch.recover_stale_claims(rt) == 2
+    assert await counts(campaign.id) == {"unconfirmed": 2, "sending": 1, "queued": 3}
+    error = (await Message.get(id=ids[0])).error
+    assert error is not None and "pas renvoyé" in error
+
+
+async def test_a_run_with_only_unconfirmed_left_completes_without_resending(
+    rt: Runtime, db: str
+) -> None:
+    campaign, run = await make_run(4)
+    await Message.filter(run_id=run.id).update(status=M.SENDING, claimed_by="dead-1-x")
+    await run_dispatch(rt, run.id)
+    assert await counts(campaign.id) == {"unconfirmed": 4}
+    assert read_outbox(rt.settings.outbox_dir) == []
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.COMPLETED
+
+
+async def test_concurrent_claims_are_disjoint(pg_db: str) -> None:
+    """SKIP LOCKED: eight workers claiming at once never share a message (PostgreSQL)."""
+    _, run = await make_run(200)
+    batches = await asyncio.gather(
+        *(dispatch.claim_batch(run.id, f"w{i}", 30, T_MONDAY) for i in range(8))
+    )
+    claimed = [m.id for batch in batches for m in batch]
+    assert len(claimed) == len(set(claimed)) == 200
+    owners = await Message.filter(run_id=run.id, status=M.SENDING).values_list("id", "claimed_by")
+    by_worker = {f"w{i}": {m.id for m in batch} for i, batch in enumerate(batches)}
+    assert all(mid in by_worker[owner] for mid, owner in owners)
+
+
+async def test_retry_not_due_is_not_claimed(rt: Runtime, db: str) -> None:
+    _, run = await make_run(3)
+    first = await Message.filter(run_id=run.id).order_by("id").first()
+    assert first is not None
+    await Message.filter(id=first.id).update(next_attempt_at=T_MONDAY + timedelta(minutes=5))
+    claimed = await dispatch.claim_batch(run.id, "w", 10, T_MONDAY)
+    assert first.id not in {m.id for m in claimed} and len(claimed) == 2
+    later = await dispatch.claim_batch(run.id, "w", 10, T_MONDAY + timedelta(minutes=6))
+    assert [m.id for m in later] == [first.id]
+    assert later[0].attempts == 1
+
+
+# --- the in-process queue ---------------------------------------------------------------------
+
+
+async def test_inprocess_queue_refuses_a_job_id_while_it_waits(rt: Runtime, db: str) -> None:
+    q = queue(rt)
+    assert await q.enqueue("dispatch_run", 1, job_id="dispatch:1")
+    assert not await q.enqueue("dispatch_run", 1, job_id="dispatch:1")
+    await q.run_until_idle()
+    assert await q.enqueue("dispatch_run", 1, job_id="dispatch:1")  # free again once done
+
+
+async def test_tick_nudges_unfinished_runs(rt: Runtime, db: str) -> None:
+    campaign, _ = await make_run(5)
+    from workers.jobs import tick
+
+    report = await tick({"runtime": rt})
+    assert report == {"started": 0, "recovered": 0, "nudged": 1}
+    await queue(rt).run_until_idle()
+    assert await counts(campaign.id) == {"submitted": 5}
+
+
+FAILURE_TEXTS = [
+    ("vonage:7 Number Barred", "numéro bloqué"),
+    (
+        "vonage:partial 1/2 9 Partner Quota Violation",
+        "envoi partiel (1/2 parties) : quota Vonage dépassé",
+    ),
+    ("vonage:http-401", "identifiants Vonage refusés"),
+    ("vonage:http-503", "Vonage indisponible"),
+    ("vonage:read-timeout", "pas de réponse de Vonage"),
+    ("smtp:550 mailbox unavailable", "adresse refusée par le serveur de messagerie"),
+    ("smtp:451 try later", "serveur de messagerie temporairement indisponible"),
+    (None, "erreur du fournisseur"),
+]
+
+
+@pytest.mark.parametrize(("reason", "text"), FAILURE_TEXTS)
+def test_failure_reasons_read_in_french(reason: str | None, text: str) -> None:
+    assert dispatch.describe_failure(reason) == text
+
+
+@pytest.mark.parametrize(
+    ("attempts", "retry_after", "low", "high"),
+    [
+        (1, None, 7.5, 15),
+        (2, None, 15, 30),
+        (3, None, 30, 60),
+        (10, None, 450, 900),
+        (1, 1.0, 1, 1),
+    ],
+)
+def test_backoff_is_exponential_with_jitter_and_capped(
+    attempts: int, retry_after: float | None, low: float, high: float
+) -> None:
+    for _ in range(20):
+        assert low <= dispatch.backoff(attempts, 15, 900, retry_after) <= high
