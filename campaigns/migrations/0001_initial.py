@@ -94,7 +94,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'person', 'app': 'models', 'indexes': [Index(fields=['identity_key']), Index(fields=['mobile']), Index(fields=['email']), Index(fields=['district']), Index(fields=['referent_email']), Index(fields=['last_name', 'first_name'])], 'pk_attr': 'id'},
+            options={'table': 'person', 'app': 'models', 'indexes': [Index(fields=['identity_key']), Index(fields=['mobile']), Index(fields=['email']), Index(fields=['district', 'mobile', 'id']), Index(fields=['referent_email']), Index(fields=['last_name', 'first_name'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

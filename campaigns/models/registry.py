@@ -38,7 +38,8 @@ class Person(Model):
             ("identity_key",),
             ("mobile",),
             ("email",),
-            ("district",),
+            # Covers "district + has a mobile" audience counts with an index-only scan.
+            ("district", "mobile", "id"),
             ("referent_email",),
             ("last_name", "first_name"),
         )
