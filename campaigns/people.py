@@ -18,6 +18,7 @@ from campaigns.models import (
     EscalationNote,
     Membership,
     Message,
+    MessageStatus,
     OptOut,
     Person,
     Reply,
@@ -263,13 +264,23 @@ async def edit(person_id: int, patch: PersonPatch, *, actor: Actor) -> dict[str,
 async def erase(person_id: int, *, actor: Actor) -> dict[str, int]:
     """A real delete: the person, memberships, escalations and notes go; opt-outs stay.
 
-    Messages and replies keep their rows for the campaigns' counts, with the link cut.
+    Messages and replies keep their rows for the campaigns' counts, emptied of the texts
+    and addresses that would still identify the person; queued messages are cancelled.
     """
     person = await get_person(person_id)
     async with in_transaction() as conn:
         memberships = await Membership.filter(person_id=person.id).using_db(conn).count()
-        messages = await Message.filter(person_id=person.id).using_db(conn).update(person_id=None)
-        replies = await Reply.filter(person_id=person.id).using_db(conn).update(person_id=None)
+        # Not yet sent: never sent now. Then the rows keep only what the counts need: the
+        # rendered texts name the person, and a reply's text and payload are theirs.
+        await Message.filter(person_id=person.id, status=MessageStatus.QUEUED).using_db(
+            conn
+        ).update(status=MessageStatus.CANCELLED)
+        messages = await Message.filter(person_id=person.id).using_db(conn).update(
+            person_id=None, text="", subject=None, html=None, address=None
+        )
+        replies = await Reply.filter(person_id=person.id).using_db(conn).update(
+            person_id=None, candidate_ids=[], text="", payload={}, msisdn=""
+        )
         escalation_ids = await (
             Escalation.filter(person_id=person.id).using_db(conn).values_list("id", flat=True)
         )

@@ -209,8 +209,14 @@ async def test_erasure_deletes_the_person_and_keeps_opt_outs_and_message_rows(
     assert not await Person.filter(id=person_id).exists()
     assert not await Membership.filter(person_id=person_id).exists()
     assert not await Escalation.filter(id=escalation.id).exists()
-    assert (await Message.get(id=message.id)).person_id is None
-    assert (await Reply.get(id=reply.id)).person_id is None
+    kept_message = await Message.get(id=message.id)
+    assert kept_message.person_id is None
+    # Nothing left on the kept rows still names or reaches the erased person.
+    assert (kept_message.text, kept_message.address) == ("", None)
+    assert kept_message.status == "cancelled"  # it was still queued: it will never leave
+    kept_reply = await Reply.get(id=reply.id)
+    assert kept_reply.person_id is None
+    assert (kept_reply.text, kept_reply.msisdn, kept_reply.payload) == ("", "", {})
     assert await OptOut.filter(address="+33641777631", active=True).exists()
     event = await AuditEvent.get(action="person.delete")
     assert event.object_id == str(person_id)

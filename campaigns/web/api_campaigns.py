@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from campaigns import audit
 from campaigns import campaign_service as service
+from campaigns.campaign_progress import campaign_state
 from campaigns.errors import Invalid
 from campaigns.staff import actor_for
 from campaigns.web.api import (
@@ -114,7 +115,7 @@ async def create_campaign(request: web.Request) -> web.Response:
 )
 async def get_campaign(request: web.Request) -> web.Response:
     settings = request.app[RUNTIME].settings
-    return json_response(await service.campaign_stats(int_param(request, "id"), settings))
+    return json_response(await campaign_state(int_param(request, "id"), settings))
 
 
 @router.route(

@@ -10,8 +10,9 @@ from aiohttp import web
 from campaigns import audiences
 from campaigns import campaign_service as service
 from campaigns import templates_store as store
+from campaigns.campaign_progress import campaign_state, progress_percent
 from campaigns.errors import DomainError
-from campaigns.models import Escalation, Message, MessageStatus, Reply, TemplateVersion
+from campaigns.models import Message, MessageStatus, TemplateVersion
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import MANAGERS, PageRouter
@@ -30,43 +31,6 @@ def _campaign_id(request: web.Request) -> int:
     if value is None:
         raise web.HTTPNotFound()
     return value
-
-
-def progress_percent(counts: dict[str, int], status: str) -> int:
-    """The share of recipients whose message has left the queue (100 when the campaign is over)."""
-    recipients = sum(n for s, n in counts.items() if s != M.SKIPPED.value)
-    if status in FINAL_CAMPAIGN and not any(counts.get(s.value, 0) for s in PENDING):
-        return 100
-    if recipients == 0:
-        return 0
-    pending = sum(counts.get(s.value, 0) for s in PENDING)
-    return int(100 * (recipients - pending) / recipients)
-
-
-async def funnel_counts(campaign_id: int, counts: dict[str, int]) -> dict[str, int]:
-    """Queued, sent, delivered, failed, replied, escalated: each step a subset of the one before."""
-    sent = await Message.filter(campaign_id=campaign_id, sent_at__not_isnull=True).count()
-    replied = await Reply.filter(campaign_id=campaign_id).values_list("msisdn", flat=True)
-    escalation_ids = await Reply.filter(
-        campaign_id=campaign_id, escalation_id__not_isnull=True
-    ).values_list("escalation_id", flat=True)
-    escalated = await Escalation.filter(id__in=set(escalation_ids)).count()
-    return {
-        "queued": sum(n for s, n in counts.items() if s != M.SKIPPED.value),
-        "sent": sent,
-        "delivered": counts.get(M.DELIVERED.value, 0),
-        "failed": sum(counts.get(s.value, 0) for s in (M.FAILED, M.REJECTED, M.EXPIRED)),
-        "replied": len(set(replied)),
-        "escalated": escalated,
-    }
-
-
-async def campaign_state(campaign_id: int, settings: Any) -> dict[str, Any]:
-    """What the campaign page shows and polls: stats, progress, funnel."""
-    stats = await service.campaign_stats(campaign_id, settings)
-    stats["progress_percent"] = progress_percent(stats["counts"], stats["status"])
-    stats["funnel"] = await funnel_counts(campaign_id, stats["counts"])
-    return stats
 
 
 @router.page("GET", "/campagnes", MANAGERS, "campaigns_list.html")
