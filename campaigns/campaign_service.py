@@ -9,8 +9,6 @@ dispatch workers only send what launch wrote.
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
 import logging
 import re
@@ -41,6 +39,7 @@ from campaigns.models import (
     Template,
     TemplateVersion,
 )
+from campaigns.optouts import unsubscribe_url
 from campaigns.rendering import (
     CampaignVars,
     TemplateError,
@@ -60,7 +59,6 @@ log = logging.getLogger(__name__)
 S = CampaignStatus
 BATCH = 1000
 # Only for development without CAMPAIGNS_SECRET_KEY: links still work, but are guessable.
-DEV_SECRET = "campaigns-dev-secret"
 MAX_RECURRENCE_DAYS = 366
 
 STATUS_LABELS = {
@@ -315,31 +313,6 @@ def _address_key(channel: str, address: str) -> str:
     return address.lower() if channel == "email" else address
 
 
-def unsubscribe_token(secret: str, run_id: int, person_id: int) -> str:
-    """`run.person.signature`: names no one, and only we can make one."""
-    payload = f"{run_id}.{person_id}"
-    signature = hmac.new(secret.encode(), f"unsubscribe:{payload}".encode(), hashlib.sha256)
-    return f"{payload}.{signature.hexdigest()[:24]}"
-
-
-def unsubscribe_url(settings: Settings, run_id: int, person_id: int) -> str:
-    """The link in every e-mail (and its List-Unsubscribe header) for one run and person."""
-    token = unsubscribe_token(settings.secret_key or DEV_SECRET, run_id, person_id)
-    return f"{settings.public_url.rstrip('/')}/desinscription/{token}"
-
-
-def read_unsubscribe_token(secret: str, token: str) -> tuple[int, int] | None:
-    """(run_id, person_id) of a valid token, None otherwise: the Message holds the address."""
-    try:
-        run_text, person_text, _ = token.split(".")
-        run_id, person_id = int(run_text), int(person_text)
-    except ValueError:
-        return None
-    if not hmac.compare_digest(unsubscribe_token(secret, run_id, person_id), token):
-        return None
-    return run_id, person_id
-
-
 class _Renderer:
     """Renders one person's message with the template compiled once; caches SMS analyses."""
 
@@ -366,7 +339,9 @@ class _Renderer:
                 sms = analyse(text, normalise=True, fold=self.version.fold_accents)
                 self._analyses[text] = sms
             return {"text": sms.text, "encoding": sms.encoding, "segments": sms.segments}
-        url = unsubscribe_url(self.settings, run_id, row["id"])
+        url = unsubscribe_url(
+            self.settings.public_url, self.settings.signing_key, (row["email"] or "").strip()
+        )
         email = render_email(
             self.version.subject or "", self.version.body, self.version.body_html, variables, url
         )
@@ -1115,12 +1090,9 @@ __all__ = [
     "messages_csv",
     "pause",
     "preview_launch",
-    "read_unsubscribe_token",
     "resume",
     "schedule",
     "send_test_message",
     "sender_of",
     "start_due_runs",
-    "unsubscribe_token",
-    "unsubscribe_url",
 ]

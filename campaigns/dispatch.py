@@ -40,6 +40,7 @@ from campaigns.models import (
     MessageStatus,
     Person,
 )
+from campaigns.optouts import unsubscribe_url
 from campaigns.runtime import Runtime
 from campaigns.send_window import SendWindow, parse_send_window
 from providers.base import EmailRequest, Outcome, SendResult, SmsRequest
@@ -474,10 +475,8 @@ class Lane:
     def _email(self, message: Claimed) -> EmailRequest:
         settings = self.runtime.settings
         headers: dict[str, str] = {}
-        if message.person_id is not None:
-            secret = settings.secret_key or "campaigns-dev-secret"
-            token = campaign_service.unsubscribe_token(secret, message.run_id, message.person_id)
-            url = f"{settings.public_url.rstrip('/')}/desinscription/{token}"
+        if message.address:
+            url = unsubscribe_url(settings.public_url, settings.signing_key, message.address)
             headers["List-Unsubscribe"] = f"<{url}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return EmailRequest(

@@ -1,4 +1,4 @@
-"""Domain errors: each carries a stable code and a French detail; the web layer maps them to HTTP."""
+"""Domain errors: a stable code and a French detail each, mapped to HTTP by the web layer."""
 
 from __future__ import annotations
 

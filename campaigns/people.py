@@ -272,14 +272,20 @@ async def erase(person_id: int, *, actor: Actor) -> dict[str, int]:
         memberships = await Membership.filter(person_id=person.id).using_db(conn).count()
         # Not yet sent: never sent now. Then the rows keep only what the counts need: the
         # rendered texts name the person, and a reply's text and payload are theirs.
-        await Message.filter(person_id=person.id, status=MessageStatus.QUEUED).using_db(
-            conn
-        ).update(status=MessageStatus.CANCELLED)
-        messages = await Message.filter(person_id=person.id).using_db(conn).update(
-            person_id=None, text="", subject=None, html=None, address=None
+        await (
+            Message.filter(person_id=person.id, status=MessageStatus.QUEUED)
+            .using_db(conn)
+            .update(status=MessageStatus.CANCELLED)
         )
-        replies = await Reply.filter(person_id=person.id).using_db(conn).update(
-            person_id=None, candidate_ids=[], text="", payload={}, msisdn=""
+        messages = (
+            await Message.filter(person_id=person.id)
+            .using_db(conn)
+            .update(person_id=None, text="", subject=None, html=None, address=None)
+        )
+        replies = (
+            await Reply.filter(person_id=person.id)
+            .using_db(conn)
+            .update(person_id=None, candidate_ids=[], text="", payload={}, msisdn="")
         )
         escalation_ids = await (
             Escalation.filter(person_id=person.id).using_db(conn).values_list("id", flat=True)

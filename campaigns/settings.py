@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from campaigns.queues import DEFAULT_QUEUES_SPEC, parse_queue_rules
@@ -19,14 +19,16 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
+# Only ever used with the console provider: real channels require CAMPAIGNS_SECRET_KEY.
+DEVELOPMENT_SECRET = "campaigns-development-only-secret-key-0000"
+
+
 class SettingsError(Exception):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = Field(
         default="sqlite://campaigns.db", validation_alias=_env("CAMPAIGNS_DATABASE_URL")
@@ -131,6 +133,23 @@ class Settings(BaseSettings):
         parse_holidays(value)
         return value
 
+    @model_validator(mode="after")
+    def _secret_for_production(self) -> Settings:
+        real_channel = self.sms_provider != "console" or self.email_provider == "smtp"
+        if self.secret_key is None and real_channel:
+            raise ValueError(
+                "CAMPAIGNS_SECRET_KEY est obligatoire dès qu'un vrai canal d'envoi est configuré "
+                "(au moins 32 caractères aléatoires)"
+            )
+        if self.secret_key is not None and len(self.secret_key) < 32:
+            raise ValueError("CAMPAIGNS_SECRET_KEY doit compter au moins 32 caractères")
+        return self
+
+    @property
+    def signing_key(self) -> str:
+        """The key for sessions and links; a fixed one only in development (console provider)."""
+        return self.secret_key or DEVELOPMENT_SECRET
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -143,8 +162,10 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            variable = _variable_name(field)
+            if not error["loc"]:  # a rule across several variables names them itself
+                lines.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            variable = _variable_name(str(error["loc"][0]))
             lines.append(f"{variable}: {error['msg']} (valeur reçue : {error.get('input')!r})")
         raise SettingsError("Configuration invalide :\n  " + "\n  ".join(lines)) from None
 

@@ -208,7 +208,7 @@ def preview(
                 "folded": sms.folded,
                 "optout_mention": settings.sms_optout_mention,
             }
-        url = unsubscribe_url or f"{settings.public_url.rstrip('/')}/desinscription/exemple"
+        url = unsubscribe_url or f"{settings.public_url.rstrip('/')}/desabonnement/exemple"
         email = render_email(content.subject or "", content.body, content.body_html, variables, url)
     except TemplateError as exc:
         raise template_error(exc) from None

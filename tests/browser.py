@@ -110,11 +110,6 @@ async def live_app(database_url: str, tmp_path: Path) -> AsyncIterator[LiveApp]:
         _env_file=None,  # type: ignore[call-arg]
     )
     runtime = await build_runtime(settings)
-    # TODO(lead): drop once workers.jobs.FUNCTIONS registers the reply jobs itself.
-    from workers import reply_jobs
-
-    functions = runtime.queue.functions  # type: ignore[union-attr]
-    functions.setdefault("process_reply", reply_jobs.process_reply)
     await runtime.queue.start()  # type: ignore[union-attr]
     runner = web.AppRunner(create_app(runtime), access_log=None)
     await runner.setup()

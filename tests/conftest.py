@@ -11,8 +11,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from argon2 import PasswordHasher
 from aiohttp.test_utils import TestClient, TestServer
+from argon2 import PasswordHasher
 from tortoise import Tortoise
 
 from campaigns import staff as staff_service

@@ -347,7 +347,11 @@ async def test_tick_nudges_unfinished_runs(rt: Runtime, db: str) -> None:
     from workers.jobs import tick
 
     report = await tick({"runtime": rt})
-    assert report == {"started": 0, "recovered": 0, "nudged": 1}
+    assert {k: report[k] for k in ("started", "recovered", "nudged")} == {
+        "started": 0,
+        "recovered": 0,
+        "nudged": 1,
+    }
     await queue(rt).run_until_idle()
     assert await counts(campaign.id) == {"submitted": 5}
 

@@ -81,3 +81,15 @@ def test_only_the_documented_names_are_read(monkeypatch: pytest.MonkeyPatch) -> 
     settings = load_settings(None)
     assert settings.timezone == "Europe/Paris"
     assert settings.send_rate == 30
+
+
+def test_a_real_channel_requires_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGNS_SMS_PROVIDER", "vonage")
+    with pytest.raises(SettingsError) as err:
+        load_settings(None)
+    assert "CAMPAIGNS_SECRET_KEY" in str(err.value)
+    monkeypatch.setenv("CAMPAIGNS_SECRET_KEY", "court")
+    with pytest.raises(SettingsError):
+        load_settings(None)
+    monkeypatch.setenv("CAMPAIGNS_SECRET_KEY", "s" * 32)
+    assert load_settings(None).signing_key == "s" * 32

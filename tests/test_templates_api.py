@@ -140,7 +140,7 @@ async def test_email_preview_has_subject_html_and_unsubscribe_link(client, token
     data = await response.json()
     assert data["subject"] == "CCAS pense à vous"
     assert "<p>Bonjour Jeanne,</p>" in data["html"]
-    assert "/desinscription/" in data["text"] and "/desinscription/" in data["html"]
+    assert "/desabonnement/" in data["text"] and "/desabonnement/" in data["html"]
 
 
 async def test_default_templates_are_seeded_once(client, tokens) -> None:

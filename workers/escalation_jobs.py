@@ -11,7 +11,7 @@ from typing import Any
 from campaigns.escalations import flag_overdue, wake_snoozed
 from campaigns.runtime import Runtime
 
-__all__ = ["CRON", "flag_overdue_escalations", "wake_snoozed_escalations"]
+__all__ = ["flag_overdue_escalations", "wake_snoozed_escalations"]
 
 
 def _runtime(ctx: dict[str, Any]) -> Runtime:
@@ -28,7 +28,3 @@ async def flag_overdue_escalations(ctx: dict[str, Any]) -> int:
     """Escalations past their due time are flagged once and raised to the coordinators."""
     runtime = _runtime(ctx)
     return await flag_overdue(runtime, runtime.clock())
-
-
-# Register each as an every-minute cron (arq `cron(f, second=0, unique=True)`).
-CRON = (wake_snoozed_escalations, flag_overdue_escalations)

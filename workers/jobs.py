@@ -7,11 +7,12 @@ in-process runner after a restart through the periodic `tick`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from campaigns import campaign_service, dispatch
 from campaigns.runtime import Runtime
-from workers import reply_jobs
+from workers import escalation_jobs, reply_jobs
 
 __all__ = ["FUNCTIONS", "dispatch_lane", "dispatch_run", "tick"]
 
@@ -37,12 +38,30 @@ async def dispatch_lane(
 
 
 async def tick(ctx: dict[str, Any]) -> dict[str, int]:
-    """Every minute: start due runs, settle dead workers' claims, nudge unfinished runs."""
+    """Every minute, all the periodic upkeep, each step kept apart from the others' failures.
+
+    Start due runs, settle dead workers' claims, nudge unfinished runs, finalise long
+    replies whose parts stopped coming, wake snoozed escalations, flag overdue ones.
+    One cron under arq and one timer in process run the very same steps.
+    """
     runtime = runtime_of(ctx)
-    started = await campaign_service.start_due_runs(runtime, runtime.clock())
-    recovered = await dispatch.recover_stale_claims(runtime)
-    nudged = await dispatch.kick_running_runs(runtime)
-    return {"started": started, "recovered": recovered, "nudged": len(nudged)}
+    steps: dict[str, Callable[[], Awaitable[Any]]] = {
+        "started": lambda: campaign_service.start_due_runs(runtime, runtime.clock()),
+        "recovered": lambda: dispatch.recover_stale_claims(runtime),
+        "nudged": lambda: dispatch.kick_running_runs(runtime),
+        "replies_finalised": lambda: reply_jobs.finalise_incomplete_replies(ctx),
+        "escalations_woken": lambda: escalation_jobs.wake_snoozed_escalations(ctx),
+        "escalations_overdue": lambda: escalation_jobs.flag_overdue_escalations(ctx),
+    }
+    done: dict[str, int] = {}
+    for name, step in steps.items():
+        try:
+            result = await step()
+        except Exception:
+            log.exception("periodic step %s failed", name)
+            continue
+        done[name] = len(result) if isinstance(result, list | tuple | set) else int(result)
+    return done
 
 
 async def on_worker_start(runtime: Runtime) -> None:
@@ -51,7 +70,4 @@ async def on_worker_start(runtime: Runtime) -> None:
     await dispatch.kick_running_runs(runtime)
 
 
-FUNCTIONS = {
-    f.__name__: f
-    for f in (dispatch_run, dispatch_lane, tick, *reply_jobs.FUNCTIONS, *reply_jobs.CRON)
-}
+FUNCTIONS = {f.__name__: f for f in (dispatch_run, dispatch_lane, tick, *reply_jobs.FUNCTIONS)}

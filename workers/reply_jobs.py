@@ -24,4 +24,3 @@ async def finalise_incomplete_replies(ctx: dict[str, Any]) -> int:
 
 
 FUNCTIONS = (process_reply,)
-CRON = (finalise_incomplete_replies,)

@@ -16,7 +16,7 @@ from arq.connections import RedisSettings
 from campaigns.composition import WorkerTuning, build_runtime, close_runtime
 from campaigns.db import close_db, init_db
 from campaigns.settings import Settings, load_settings
-from workers import jobs
+from workers import jobs, reply_jobs
 from workers.arq_queue import DEFAULT_QUEUE_NAME
 
 __all__ = ["WorkerSettings", "on_shutdown", "on_startup", "worker_options"]
@@ -55,6 +55,7 @@ def _functions() -> list[Any]:
     return [
         func(jobs.dispatch_run, keep_result=0, max_tries=5, timeout=60),
         func(jobs.dispatch_lane, keep_result=0, max_tries=3, timeout=LANE_TIMEOUT),
+        func(reply_jobs.process_reply, keep_result=0, max_tries=5, timeout=60),
     ]
 
 

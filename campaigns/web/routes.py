@@ -14,6 +14,7 @@ from campaigns.web import (
     api_templates,
     auth,
     security,
+    unsubscribe,
     webhooks_inbound,
     webhooks_status,
 )
@@ -43,6 +44,7 @@ def api_routers() -> list[ApiRouter]:
         api_escalations.router,
         webhooks_inbound.router,
         webhooks_status.router,
+        unsubscribe.router,
     ]
 
 

@@ -31,12 +31,8 @@ CSP = (
 
 
 def session_key(settings: Settings) -> bytes:
-    """A Fernet key derived from CAMPAIGNS_SECRET_KEY (or a per-process one in development)."""
-    secret = settings.secret_key
-    if not secret:
-        log.warning("CAMPAIGNS_SECRET_KEY is not set: sessions will not survive a restart")
-        secret = secrets.token_hex(32)
-    return hashlib.sha256(secret.encode()).digest()
+    """The cookie key, derived from the signing key (sessions are not readable without it)."""
+    return hashlib.sha256(f"session:{settings.signing_key}".encode()).digest()
 
 
 def session_middlewares(settings: Settings) -> list[Handler]:

@@ -31,9 +31,7 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
 
 
 def _address(request: web.Request) -> str | None:
-    secret = request.app[RUNTIME].settings.secret_key
-    if not secret:
-        return None
+    secret = request.app[RUNTIME].settings.signing_key
     return read_unsubscribe_token(secret, request.match_info["token"])
 
 
