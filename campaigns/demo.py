@@ -107,8 +107,13 @@ def fold(text: str) -> str:
 
 
 def mobile_number(rng: random.Random) -> str:
-    """A valid mobile number (+33 6 00 ..): synthetic, never to be texted through a real route."""
-    return f"+33600{rng.randrange(1_000_000):06d}"
+    """A mobile in ARCEP's range reserved for fiction (06 39 98 xx xx).
+
+    No subscriber holds one, so a demo campaign sent by mistake through a real route
+    texts nobody. phonenumbers calls them invalid: the demo writes them directly, the
+    importer would refuse them.
+    """
+    return f"+3363998{rng.randrange(10_000):04d}"
 
 
 def landline_number(rng: random.Random) -> str:

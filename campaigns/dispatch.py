@@ -40,7 +40,7 @@ from campaigns.models import (
     MessageStatus,
     Person,
 )
-from campaigns.optouts import unsubscribe_url
+from campaigns.optouts import normalise_address, opted_out_among, unsubscribe_url
 from campaigns.runtime import Runtime
 from campaigns.send_window import SendWindow, parse_send_window
 from providers.base import EmailRequest, Outcome, SendResult, SmsRequest
@@ -210,6 +210,19 @@ async def claim_batch(run_id: int, worker_id: str, limit: int, now: datetime) ->
         )
         for row in rows
     ]
+
+
+async def skip_opted_out(batch: list[Claimed], worker_id: str, now: datetime) -> list[Claimed]:
+    """Drop the messages whose address opted out since launch: STOP wins over a running campaign."""
+    by_address = {normalise_address(m.address): m for m in batch if m.address}
+    stopped = await opted_out_among(list(by_address))
+    if not stopped:
+        return batch
+    ids = [by_address[address].id for address in stopped]
+    await Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING).update(
+        status=M.SKIPPED, skip_reason="opted_out", claimed_by=None, settled_at=now
+    )
+    return [m for m in batch if m.id not in set(ids)]
 
 
 # --- recording ----------------------------------------------------------------------------------
@@ -403,6 +416,7 @@ class Lane:
         batch = await claim_batch(self.run_id, self.worker_id, self._batch_limit(), now)
         if not batch:
             return await self._idle(now)
+        batch = await skip_opted_out(batch, self.worker_id, now)
         results = await self._send(batch)
         tally, reasons = await record_results(
             self.runtime, self.worker_id, results, self.runtime.clock()

@@ -19,6 +19,7 @@ from campaigns.models import (
     Message,
     MessagePart,
     MessageStatus,
+    OptOut,
     Person,
 )
 from campaigns.runtime import Runtime
@@ -102,6 +103,20 @@ async def test_a_run_sends_each_message_once_and_completes(rt: Runtime, db: str)
         T_MONDAY,
         rt.coordination.worker_id,  # type: ignore[union-attr]
     )
+
+
+async def test_an_address_that_opted_out_after_launch_is_never_sent(rt: Runtime, db: str) -> None:
+    """A STOP recorded while the message was already queued: skipped at claim time, not sent."""
+    campaign, run = await make_run(5)
+    await OptOut.create(address=mobile(2), channel="sms", source="reply")
+    await run_dispatch(rt, run.id)
+
+    assert await counts(campaign.id) == {"submitted": 4, "skipped": 1}
+    skipped = await Message.get(campaign_id=campaign.id, status=MessageStatus.SKIPPED)
+    assert (skipped.address, skipped.skip_reason) == (mobile(2), "opted_out")
+    sent_to = {r["to"] for r in read_outbox(rt.settings.outbox_dir, limit=100)}
+    assert mobile(2) not in sent_to
+    assert len(sent_to) == 4
 
 
 async def test_launched_campaign_is_sent_through_the_same_jobs(rt: Runtime, db: str) -> None:

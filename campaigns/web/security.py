@@ -48,6 +48,10 @@ def session_middlewares(settings: Settings) -> list[Handler]:
 
 
 async def load_session_staff(request: web.Request) -> int | None:
+    # Without the cookie there is no session to read: webhooks and bearer calls skip the
+    # decryption, and their responses carry no cookie.
+    if SESSION_COOKIE not in request.cookies:
+        return None
     session = await get_session(request)
     staff_id = session.get(SESSION_STAFF_KEY)
     return int(staff_id) if staff_id is not None else None

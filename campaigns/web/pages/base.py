@@ -54,7 +54,6 @@ def setup_templates(app: web.Application, tz: ZoneInfo) -> None:
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=True,
-        context_processors=[_context],
         undefined=jinja2.StrictUndefined,
     )
     env.filters["datetime_fr"] = partial(datetime_fr, tz=tz)
@@ -79,6 +78,18 @@ def date_fr(value: date | str | None) -> str:
         except ValueError:
             return value
     return value.strftime("%d/%m/%Y")
+
+
+async def render(
+    template: str, request: web.Request, context: dict[str, Any], *, status: int = 200
+) -> web.Response:
+    """Render a page with what every page shows (staff, menu, CSRF token, flash message).
+
+    Not a jinja context processor: aiohttp-jinja2 runs those on every request, webhooks and
+    API calls included, and this one touches the session.
+    """
+    full = {**await _context(request), **context}
+    return aiohttp_jinja2.render_template(template, request, full, status=status)
 
 
 async def _context(request: web.Request) -> dict[str, Any]:
@@ -144,12 +155,12 @@ def guard(
             if staff is None:
                 raise web.HTTPFound(f"/connexion?suite={request.path_qs}")
             if staff.role not in roles:
-                return aiohttp_jinja2.render_template("forbidden.html", request, {}, status=403)
+                return await render("forbidden.html", request, {}, status=403)
             result = await handler(request)
             if isinstance(result, web.StreamResponse):
                 return result
             assert template is not None
-            return aiohttp_jinja2.render_template(template, request, result)
+            return await render(template, request, result)
 
         return guarded
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from campaigns import escalations as service
@@ -14,15 +13,15 @@ from campaigns.models import Escalation, Message, Person, Reply, Role
 from campaigns.queues import OUTCOMES, QUEUE_LABELS, priority_label, rules_for
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import ALL, PageRouter
+from campaigns.web.pages.base import ALL, PageRouter, render
 
 router = PageRouter()
 VIEWS = {"toutes": "all", "miennes": "me", "libres": "none"}
 STATUS_CHOICES = {"actives": None, "cloturees": "resolved", "toutes": "all"}
 
 
-def forbidden(request: web.Request) -> web.StreamResponse:
-    return aiohttp_jinja2.render_template("forbidden.html", request, {}, status=403)
+async def forbidden(request: web.Request) -> web.StreamResponse:
+    return await render("forbidden.html", request, {}, status=403)
 
 
 def due_text(due: datetime, now: datetime) -> str:
@@ -108,7 +107,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse | dict[str, Any
             limit=200,
         )
     except Forbidden:
-        return forbidden(request)
+        return await forbidden(request)
     return {
         "queue": queue,
         "label": QUEUE_LABELS[queue],
@@ -126,7 +125,7 @@ async def take_next(request: web.Request) -> web.StreamResponse:
     try:
         escalation = await service.claim_next(staff, queue, request.app[RUNTIME])
     except Forbidden:
-        return forbidden(request)
+        return await forbidden(request)
     if escalation is None:
         label = QUEUE_LABELS.get(queue, queue)
         await h.flash(request, f"Aucune situation à prendre dans la file « {label} ».")
@@ -149,7 +148,7 @@ async def escalation_page(request: web.Request) -> web.StreamResponse | dict[str
         # escalation_view audits the view of the escalation and of each person shown.
         view = await service.escalation_view(staff, _escalation_id(request), runtime)
     except Forbidden:
-        return forbidden(request)
+        return await forbidden(request)
     escalation: Escalation = view["escalation"]
     history: dict[str, Any] = {"messages": [], "replies": [], "escalations": []}
     if escalation.person_id is not None:
@@ -194,7 +193,7 @@ async def _act(request: web.Request, action: str) -> web.StreamResponse:
     try:
         service.require_queue(staff, escalation.queue)
     except Forbidden:
-        return forbidden(request)
+        return await forbidden(request)
     done = {
         "claim": "Situation prise en charge.",
         "note": "Note ajoutée.",

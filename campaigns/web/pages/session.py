@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
@@ -12,7 +11,7 @@ from campaigns import audit
 from campaigns import staff as staff_service
 from campaigns.errors import Unauthorised
 from campaigns.web.auth import SESSION_STAFF_KEY, STAFF
-from campaigns.web.pages.base import ALL, PageRouter
+from campaigns.web.pages.base import ALL, PageRouter, render
 from campaigns.web.security import LOGIN_THROTTLE, csrf_token
 
 router = PageRouter()
@@ -29,10 +28,10 @@ def _next_path(value: Any) -> str:
 async def login_form(request: web.Request) -> web.StreamResponse:
     if request.get(STAFF) is not None:
         raise web.HTTPFound("/")
-    return aiohttp_jinja2.render_template(
+    return await render(
         "login.html",
         request,
-        {"error": None, "email": "", "suite": request.query.get("suite", "/")},
+        {"error": None, "email": "", "suite": _next_path(request.query.get("suite"))},
     )
 
 
@@ -45,7 +44,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     throttle = request.app[LOGIN_THROTTLE]
     context = {"email": email, "suite": suite}
     if throttle.blocked(request.remote, email):
-        return aiohttp_jinja2.render_template(
+        return await render(
             "login.html",
             request,
             {**context, "error": "Trop de tentatives : réessayez dans quinze minutes."},
@@ -55,7 +54,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         staff = await staff_service.authenticate(email, password)
     except Unauthorised:
         throttle.failed(request.remote, email)
-        return aiohttp_jinja2.render_template(
+        return await render(
             "login.html",
             request,
             {**context, "error": "Adresse e-mail ou mot de passe incorrect."},
