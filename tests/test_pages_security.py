@@ -90,3 +90,29 @@ async def test_logout_ends_the_session(client, tokens) -> None:
     await client.post("/deconnexion", data={"csrf_token": token}, allow_redirects=False)
     response = await client.get("/", allow_redirects=False)
     assert response.status == 302
+
+
+async def test_a_one_time_password_must_be_replaced_before_anything_else(client, db) -> None:
+    from campaigns import staff as staff_service
+
+    staff, one_time = await staff_service.create_staff("nouvelle@ccas.test", "coordinator")
+    assert staff.must_change_password
+    assert await _login(client, "nouvelle@ccas.test", one_time) == 302
+    blocked = await client.get("/personnes", allow_redirects=False)
+    assert (blocked.status, blocked.headers["Location"]) == (302, "/mot-de-passe")
+    token = await _csrf(client, "/mot-de-passe")
+    mismatch = await client.post(
+        "/mot-de-passe",
+        data={"csrf_token": token, "current": one_time, "new": "x" * 12, "confirm": "y" * 12},
+    )
+    assert "ne sont pas identiques" in await mismatch.text()
+    done = await client.post(
+        "/mot-de-passe",
+        data={"csrf_token": token, "current": one_time, "new": "z" * 12, "confirm": "z" * 12},
+        allow_redirects=False,
+    )
+    assert (done.status, done.headers["Location"]) == (302, "/")
+    assert (await client.get("/personnes")).status == 200
+    assert not staff_service.verify_password(
+        (await staff_service.Staff.get(id=staff.id)).password_hash, one_time
+    )

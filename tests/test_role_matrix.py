@@ -101,6 +101,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/escalations/{id}/reopen"): Rule(ALL),
     # Pages
     ("POST", "/deconnexion"): Rule(ALL, logout=True),
+    ("GET", "/mot-de-passe"): Rule(ALL),
+    ("POST", "/mot-de-passe"): Rule(ALL),
     ("GET", "/"): Rule(ALL),
     ("GET", "/personnes"): Rule(MANAGERS),
     ("GET", "/personnes/{id}"): Rule(MANAGERS),

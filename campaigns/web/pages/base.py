@@ -154,6 +154,9 @@ def guard(
             staff = request.get(STAFF)
             if staff is None:
                 raise web.HTTPFound(f"/connexion?suite={request.path_qs}")
+            if staff.must_change_password and request.path != "/mot-de-passe":
+                # A one-time password opens nothing but the page that replaces it.
+                raise web.HTTPFound("/mot-de-passe")
             if staff.role not in roles:
                 return await render("forbidden.html", request, {}, status=403)
             result = await handler(request)

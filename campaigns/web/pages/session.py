@@ -9,9 +9,9 @@ from aiohttp_session import get_session, new_session
 
 from campaigns import audit
 from campaigns import staff as staff_service
-from campaigns.errors import Unauthorised
+from campaigns.errors import Invalid, Unauthorised
 from campaigns.web.auth import SESSION_STAFF_KEY, STAFF
-from campaigns.web.pages.base import ALL, PageRouter, render
+from campaigns.web.pages.base import ALL, PageRouter, current_page_staff, render
 from campaigns.web.security import LOGIN_THROTTLE, csrf_token
 
 router = PageRouter()
@@ -74,3 +74,30 @@ async def logout(request: web.Request) -> web.StreamResponse:
     session = await get_session(request)
     session.invalidate()
     raise web.HTTPFound("/connexion")
+
+
+PASSWORD_PATH = "/mot-de-passe"
+
+
+@router.page("GET", PASSWORD_PATH, ALL, "password.html")
+async def password_form(request: web.Request) -> dict[str, Any]:
+    return {"error": None}
+
+
+@router.page("POST", PASSWORD_PATH, ALL, "password.html")
+async def change_password(request: web.Request) -> web.StreamResponse | dict[str, Any]:
+    staff = current_page_staff(request)
+    form = await request.post()
+    current = str(form.get("current", ""))
+    new = str(form.get("new", ""))
+    if not staff_service.verify_password(staff.password_hash, current):
+        return {"error": "Le mot de passe actuel est incorrect."}
+    if new != str(form.get("confirm", "")):
+        return {"error": "Les deux nouveaux mots de passe ne sont pas identiques."}
+    if new == current:
+        return {"error": "Choisissez un mot de passe différent de l'actuel."}
+    try:
+        await staff_service.set_password(staff, new, actor=staff_service.actor_for(staff))
+    except Invalid as exc:
+        return {"error": exc.detail}
+    raise web.HTTPFound("/")
