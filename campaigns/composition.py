@@ -23,7 +23,8 @@ __all__ = ["WorkerTuning", "build_runtime", "close_runtime", "load_tuning"]
 
 
 class WorkerTuning(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Only the CAMPAIGNS_* names: by field name "lanes" or "heartbeat" could come from anywhere.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     queue_name: str = Field(
         default="campaigns:queue", min_length=1, validation_alias="CAMPAIGNS_QUEUE_NAME"

@@ -135,7 +135,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secret_for_production(self) -> Settings:
-        real_channel = self.sms_provider != "console" or self.email_provider == "smtp"
+        smtp = self.email_provider == "smtp" or (
+            self.email_provider is None and self.smtp_host is not None
+        )
+        real_channel = self.sms_provider != "console" or smtp
         if self.secret_key is None and real_channel:
             raise ValueError(
                 "CAMPAIGNS_SECRET_KEY est obligatoire dès qu'un vrai canal d'envoi est configuré "
