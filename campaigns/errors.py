@@ -37,3 +37,8 @@ class Conflict(DomainError):
 class Unauthorised(DomainError):
     status = 401
     code = "unauthorised"
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    code = "too_many_attempts"

@@ -16,6 +16,7 @@ from campaigns.errors import Conflict, Invalid, NotFound
 from campaigns.models import (
     Escalation,
     EscalationNote,
+    InboundPart,
     Membership,
     Message,
     MessageStatus,
@@ -127,9 +128,17 @@ def _search_conditions(q: str) -> list[Q]:
 
 
 async def search(
-    *, segment: str | None = None, q: str | None = None, page: int = 1, page_size: int = 50
+    *,
+    segment: str | None = None,
+    q: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+    actor: Actor | None = None,
 ) -> dict[str, Any]:
-    """People by segment and free text (names, file number, phone), alphabetical, paginated."""
+    """People by segment and free text (names, file number, phone), alphabetical, paginated.
+
+    With an actor the listing is audited (counts only: the search text may be a name).
+    """
     if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise Invalid(f"Page à partir de 1, taille entre 1 et {MAX_PAGE_SIZE}", code="bad_page")
     query = Person.all()
@@ -145,6 +154,17 @@ async def search(
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
+    if actor is not None:
+        await audit.record(
+            actor,
+            "people.search",
+            "person",
+            None,
+            segment=segment,
+            text_search=bool(q and q.strip()),
+            shown=len(people),
+            total=total,
+        )
     return {
         "items": [summary(p) for p in people],
         "total": total,
@@ -287,6 +307,17 @@ async def erase(person_id: int, *, actor: Actor) -> dict[str, int]:
             .using_db(conn)
             .update(person_id=None, candidate_ids=[], text="", payload={}, msisdn="")
         )
+        # A shared number's replies stay (they may be the other holder's): only the link
+        # to this person goes.
+        numbers = [n for n in (person.mobile, person.landline) if n]
+        shared = await Reply.filter(msisdn__in=numbers).using_db(conn) if numbers else []
+        for reply in shared:
+            if person.id in (reply.candidate_ids or []):
+                reply.candidate_ids = [c for c in reply.candidate_ids if c != person.id]
+                await reply.save(using_db=conn, update_fields=["candidate_ids"])
+        # Parts of long SMS already assembled are copies of text the reply held.
+        if numbers:
+            await InboundPart.filter(msisdn__in=numbers, assembled=True).using_db(conn).delete()
         escalation_ids = await (
             Escalation.filter(person_id=person.id).using_db(conn).values_list("id", flat=True)
         )

@@ -93,3 +93,22 @@ def test_a_real_channel_requires_a_secret_key(monkeypatch: pytest.MonkeyPatch) -
         load_settings(None)
     monkeypatch.setenv("CAMPAIGNS_SECRET_KEY", "s" * 32)
     assert load_settings(None).signing_key == "s" * 32
+
+
+async def test_token_endpoint_is_throttled_like_the_login_page(client, tokens) -> None:
+    wrong = {"email": "admin@ccas.test", "password": "pas-le-bon-mot"}
+    statuses = [(await client.post("/api/v1/auth/token", json=wrong)).status for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    right = {"email": "admin@ccas.test", "password": "mot-de-passe-solide"}
+    assert (await client.post("/api/v1/auth/token", json=right)).status == 429
+
+
+async def test_a_one_time_password_gets_no_api_token(client, db) -> None:
+    from campaigns import staff as staff_service
+
+    _, one_time = await staff_service.create_staff("neuf@ccas.test", "caseworker")
+    response = await client.post(
+        "/api/v1/auth/token", json={"email": "neuf@ccas.test", "password": one_time}
+    )
+    assert response.status == 403
+    assert (await response.json())["error"] == "password_change_required"

@@ -41,3 +41,27 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert "scripts/run" in head
     assert "scripts/test" in head
     assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_wheel_carries_every_file_the_service_reads(tmp_path: Path) -> None:
+    """A non-editable install (the Docker image) needs templates, static files, rules, migrations."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("campaigns-*.whl")
+    packed = set(zipfile.ZipFile(wheel).namelist())
+    needed = [
+        path.relative_to(ROOT).as_posix()
+        for folder in ("templates", "campaigns/web/static", "campaigns/data", "campaigns/migrations")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    assert needed
+    missing = [path for path in needed if path not in packed]
+    assert not missing, f"absent from the wheel: {missing}"

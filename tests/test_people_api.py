@@ -13,6 +13,7 @@ from campaigns.models import (
     CampaignRun,
     Escalation,
     EscalationNote,
+    InboundPart,
     Membership,
     Message,
     OptOut,
@@ -198,7 +199,25 @@ async def test_erasure_deletes_the_person_and_keeps_opt_outs_and_message_rows(
         received_at=datetime.now(UTC),
         person_id=person_id,
     )
+    shared = await Reply.create(
+        provider_message_id="r2",
+        msisdn="+33641777631",
+        text="c'est sa fille",
+        received_at=datetime.now(UTC),
+        candidate_ids=[person_id, ids["D-2"]],
+    )
+    await InboundPart.create(
+        provider_message_id="p1",
+        msisdn="+33641777631",
+        concat_ref="7",
+        total=2,
+        part=1,
+        text="je suis",
+        assembled=True,
+    )
     response = await client.delete(f"/api/v1/people/{person_id}", headers=tokens.headers("admin"))
+    assert (await Reply.get(id=shared.id)).candidate_ids == [ids["D-2"]]
+    assert not await InboundPart.filter(msisdn="+33641777631").exists()
     assert await response.json() == {
         "deleted": True,
         "memberships": 1,
@@ -296,3 +315,13 @@ async def _message_for(person_id: int) -> Message:
         address="+33641777631",
         text="Bonjour Mme Lévy",
     )
+
+
+async def test_a_search_is_audited_without_its_text(client, tokens) -> None:
+    await imported(client, tokens)
+    response = await client.get("/api/v1/people?q=COLAS", headers=tokens.headers("coordinator"))
+    assert response.status == 200
+    event = await AuditEvent.get(action="people.search")
+    assert event.actor_label == "coordinator@ccas.test"
+    assert event.detail["text_search"] is True
+    assert "COLAS" not in str(event.detail)

@@ -207,11 +207,16 @@ def _page(request: web.Request) -> int:
     query=("status", "page"),
 )
 async def list_messages(request: web.Request) -> web.Response:
+    campaign_id = int_param(request, "id")
     result = await service.list_messages(
-        int_param(request, "id"),
+        campaign_id,
         status=request.query.get("status") or None,
         page=_page(request),
         per_page=PER_PAGE,
+    )
+    # Addresses and rendered texts of many people: audited like an export.
+    await audit.record(
+        actor_for(current_staff(request)), "campaign.messages", "campaign", campaign_id
     )
     return json_response(result)
 

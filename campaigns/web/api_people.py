@@ -120,6 +120,7 @@ async def list_people(request: web.Request) -> web.Response:
         q=request.query.get("q") or None,
         page=query_int(request, "page", 1),
         page_size=query_int(request, "page_size", 50),
+        actor=actor_for(current_staff(request)),
     )
     return json_response(result)
 

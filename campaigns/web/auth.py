@@ -6,6 +6,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from campaigns import staff as staff_service
+from campaigns.errors import Forbidden, TooManyAttempts, Unauthorised
 from campaigns.models import Staff
 from campaigns.web.api import ApiRouter, Handler, json_response, parse_body
 
@@ -57,7 +58,25 @@ class TokenResponse(BaseModel):
 )
 async def create_token(request: web.Request) -> web.Response:
     body = await parse_body(request, TokenRequest)
-    staff = await staff_service.authenticate(body.email, body.password)
+    from campaigns.web.security import LOGIN_THROTTLE
+
+    throttle = request.app.get(LOGIN_THROTTLE)
+    if throttle is not None and throttle.blocked(request.remote, body.email):
+        raise TooManyAttempts("Trop de tentatives : réessayez dans quinze minutes")
+    try:
+        staff = await staff_service.authenticate(body.email, body.password)
+    except Unauthorised:
+        if throttle is not None:
+            throttle.failed(request.remote, body.email)
+        raise
+    if throttle is not None:
+        throttle.succeeded(request.remote, body.email)
+    if staff.must_change_password:
+        raise Forbidden(
+            "Mot de passe à usage unique : choisissez le vôtre sur la page /mot-de-passe "
+            "avant d'utiliser l'API",
+            code="password_change_required",
+        )
     token = await staff_service.issue_token(staff)
     return json_response(
         {

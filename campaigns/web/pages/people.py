@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from campaigns import people
+from campaigns import audit, people
 from campaigns.errors import DomainError
 from campaigns.models import (
     AuditEvent,
@@ -61,7 +61,9 @@ async def people_list(request: web.Request) -> dict[str, Any]:
     page = h.query_page(request)
     error = None
     try:
-        result = await people.search(segment=segment or None, q=q or None, page=page)
+        result = await people.search(
+            segment=segment or None, q=q or None, page=page, actor=h.actor(request)
+        )
     except DomainError as exc:
         error, result = exc.detail, {"items": [], "total": 0}
     return {
@@ -113,7 +115,10 @@ def _edit_context(person: dict[str, Any], values: dict[str, Any], error: str | N
 
 @router.page("GET", "/personnes/{id}/modifier", MANAGERS, "person_edit.html")
 async def person_edit_form(request: web.Request) -> dict[str, Any]:
-    person = people.detail(await people.get_person(_person_id(request)))
+    person_id = _person_id(request)
+    person = people.detail(await people.get_person(person_id))
+    # The form shows the person's data: a view like any other.
+    await audit.record(h.actor(request), "person.view", "person", person_id, page="modifier")
     values = {name: person.get(name) or "" for name, _, _ in EDITABLE}
     values["preferred_channel"] = person["preferred_channel"]
     return _edit_context(person, values, None)
@@ -165,6 +170,7 @@ def _validation_text(exc: Exception) -> str:
 @router.page("GET", "/personnes/{id}/effacer", MANAGERS, "person_erase.html")
 async def person_erase_confirm(request: web.Request) -> dict[str, Any]:
     person = await people.get_person(_person_id(request))
+    await audit.record(h.actor(request), "person.view", "person", person.id, page="effacer")
     addresses = [a for a in (person.mobile, person.landline, person.email) if a]
     return {"person": people.detail(person), "has_addresses": bool(addresses)}
 
