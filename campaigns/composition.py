@@ -17,7 +17,7 @@ from campaigns.clock import Clock, utcnow
 from campaigns.rate_limit import make_rate_limiter
 from campaigns.runtime import DispatchConfig, Runtime
 from campaigns.send_window import parse_send_window
-from campaigns.settings import Settings, SettingsError
+from campaigns.settings import Settings, SettingsError, settings_error
 
 __all__ = ["WorkerTuning", "build_runtime", "close_runtime", "load_tuning"]
 
@@ -45,12 +45,7 @@ def load_tuning() -> WorkerTuning:
     try:
         return WorkerTuning()
     except ValidationError as exc:
-        lines = [
-            f"{err['loc'][0] if err['loc'] else '?'}: {err['msg']} "
-            f"(valeur reçue : {err.get('input')!r})"
-            for err in exc.errors()
-        ]
-        raise SettingsError("Configuration invalide :\n  " + "\n  ".join(lines)) from None
+        raise settings_error(exc, WorkerTuning) from None
 
 
 def _sms_provider(settings: Settings, concurrency: int):

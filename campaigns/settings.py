@@ -163,18 +163,34 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
     try:
         return Settings(_env_file=env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            if not error["loc"]:  # a rule across several variables names them itself
-                lines.append(str(error["msg"]).removeprefix("Value error, "))
-                continue
-            variable = _variable_name(str(error["loc"][0]))
-            lines.append(f"{variable}: {error['msg']} (valeur reçue : {error.get('input')!r})")
-        raise SettingsError("Configuration invalide :\n  " + "\n  ".join(lines)) from None
+        raise settings_error(exc, Settings) from None
 
 
-def _variable_name(field: str) -> str:
-    info = Settings.model_fields.get(field)
-    if info is not None and isinstance(info.validation_alias, AliasChoices):
-        return str(info.validation_alias.choices[0])
+def settings_error(exc: ValidationError, model: type[BaseSettings]) -> SettingsError:
+    """One French message naming each bad variable (and its value, unless it may be secret)."""
+    lines = []
+    for error in exc.errors():
+        if not error["loc"]:  # a rule across several variables names them itself
+            lines.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        variable = _variable_name(model, str(error["loc"][0]))
+        lines.append(f"{variable}: {error['msg']}{_shown_value(variable, error.get('input'))}")
+    return SettingsError("Configuration invalide :\n  " + "\n  ".join(lines))
+
+
+def _variable_name(model: type[BaseSettings], field: str) -> str:
+    info = model.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    if isinstance(alias, str):
+        return alias
     return field.upper()
+
+
+def _shown_value(variable: str, value: object) -> str:
+    """The rejected value, unless it may hold a secret (passwords, keys, URLs with credentials)."""
+    secret_words = ("SECRET", "PASSWORD", "KEY", "URL", "USER")
+    if any(word in variable for word in secret_words):
+        return " (valeur masquée)"
+    return f" (valeur reçue : {value!r})"

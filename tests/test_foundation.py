@@ -112,3 +112,20 @@ async def test_a_one_time_password_gets_no_api_token(client, db) -> None:
     )
     assert response.status == 403
     assert (await response.json())["error"] == "password_change_required"
+
+
+def test_a_rejected_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", "mysql://ccas:motdepasse@db/x")
+    with pytest.raises(SettingsError) as err:
+        load_settings(None)
+    assert "CAMPAIGNS_DATABASE_URL" in str(err.value)
+    assert "motdepasse" not in str(err.value)
+
+
+def test_worker_tuning_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from campaigns.composition import load_tuning
+
+    monkeypatch.setenv("CAMPAIGNS_SEND_CONCURRENCY", "0")
+    with pytest.raises(SettingsError) as err:
+        load_tuning()
+    assert "CAMPAIGNS_SEND_CONCURRENCY" in str(err.value)

@@ -8,11 +8,11 @@ from aiohttp import web
 
 from campaigns.campaign_service import STATUS_LABELS
 from campaigns.models import Campaign, CampaignStatus, Escalation, EscalationStatus
+from campaigns.queues import QUEUE_LABELS
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages.base import ALL, PageRouter, current_page_staff
 
 router = PageRouter()
-QUEUE_LABELS = {"urgence": "Urgence", "rappel": "Rappel", "triage": "Triage"}
 
 
 @router.page("GET", "/", ALL, "dashboard.html")
