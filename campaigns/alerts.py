@@ -16,9 +16,11 @@ from campaigns.runtime import Runtime
 from providers.base import EmailRequest, Outcome
 
 __all__ = [
+    "RENEWED_SUBJECT",
     "URGENCE_SUBJECT",
     "alert_new_urgence",
     "alert_overdue",
+    "alert_renewed",
     "format_local",
     "link_to",
 ]
@@ -26,12 +28,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 URGENCE_SUBJECT = "[Urgence] Nouvelle situation à traiter"
+RENEWED_SUBJECT = "[Urgence] Nouvelle réponse urgente dans une situation en retard"
 
 
 def link_to(runtime: Runtime, queue: str, escalation_id: int | None = None) -> str:
+    """The staff page of one escalation (``/situations/<id>``), else of its queue."""
     base = runtime.settings.public_url.rstrip("/")
-    suffix = f"/{escalation_id}" if escalation_id is not None else ""
-    return f"{base}/files/{queue}{suffix}"
+    if escalation_id is not None:
+        return f"{base}/situations/{escalation_id}"
+    return f"{base}/files/{queue}"
 
 
 def format_local(runtime: Runtime, at: datetime) -> str:
@@ -75,9 +80,24 @@ async def _send_all(
     return sent
 
 
+async def _queue_watchers(queue: str, ref: str) -> list[Staff]:
+    """The queue's active caseworkers; the active coordinators when nobody works it."""
+    recipients = await _active_staff(Role.CASEWORKER, queue)
+    if recipients:
+        return recipients
+    # An urgent situation must reach someone: a queue without caseworkers (holidays, a
+    # misconfigured account) falls back to the people who supervise every queue.
+    log.warning("alert %s: no active caseworker works queue %s, coordinators alerted", ref, queue)
+    recipients = await _active_staff(Role.COORDINATOR)
+    if not recipients:
+        log.warning("alert %s: no active coordinator either, nobody alerted", ref)
+    return recipients
+
+
 async def alert_new_urgence(runtime: Runtime, escalation: Escalation) -> int:
-    """Tell the active caseworkers of the queue that a new urgent situation waits."""
-    recipients = await _active_staff(Role.CASEWORKER, escalation.queue)
+    """Tell the active caseworkers of the queue (else the coordinators) that it waits."""
+    ref = f"urgence-{escalation.id}"
+    recipients = await _queue_watchers(escalation.queue, ref)
     label = QUEUE_LABELS.get(escalation.queue, escalation.queue)
     text = (
         "Bonjour,\n\n"
@@ -87,7 +107,31 @@ async def alert_new_urgence(runtime: Runtime, escalation: Escalation) -> int:
         "Ce message ne contient volontairement aucune donnée personnelle : "
         "connectez-vous pour voir la situation.\n"
     )
-    return await _send_all(runtime, recipients, URGENCE_SUBJECT, text, f"urgence-{escalation.id}")
+    return await _send_all(runtime, recipients, URGENCE_SUBJECT, text, ref)
+
+
+async def alert_renewed(runtime: Runtime, escalation: Escalation) -> int:
+    """A distress reply joined a situation past its due time: tell whoever holds it.
+
+    The assignee when still active, else the queue's caseworkers (else the coordinators).
+    """
+    ref = f"renew-{escalation.id}-{len(escalation.reply_ids or [])}"
+    recipients: list[Staff] = []
+    if escalation.assignee_id is not None:
+        recipients = await Staff.filter(id=escalation.assignee_id, active=True)
+    if not recipients:
+        recipients = await _queue_watchers(escalation.queue, ref)
+    label = QUEUE_LABELS.get(escalation.queue, escalation.queue)
+    text = (
+        "Bonjour,\n\n"
+        f"Une nouvelle réponse urgente est arrivée dans une situation de la file « {label} » "
+        "dont le délai était dépassé.\n"
+        f"Nouveau délai : avant le {format_local(runtime, escalation.due_at)}.\n\n"
+        f"Ouvrir la situation : {link_to(runtime, escalation.queue, escalation.id)}\n\n"
+        "Ce message ne contient volontairement aucune donnée personnelle : "
+        "connectez-vous pour voir la situation.\n"
+    )
+    return await _send_all(runtime, recipients, RENEWED_SUBJECT, text, ref)
 
 
 async def alert_overdue(runtime: Runtime, counts: Mapping[str, int], now: datetime) -> int:

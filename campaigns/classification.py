@@ -12,6 +12,12 @@ Among the rules that fire, the highest priority decides the label; distress rule
 carry the highest priorities so that a distress signal is never hidden by an opt-out
 or a thank-you. An opt-out rule that fired but did not win still sets
 ``opt_out_requested`` ("STOP je suis tombée" is distress and an opt-out request).
+
+An ``opt_out`` reply is ``opt_out_only`` when nothing is left once the opt-out rules'
+matches are cut out and the remaining words are all in the file's ``[opt_out] ignore``
+list (politeness, "sms", "svp"...): only then does nobody need to read it. "STOP je me
+suis cassé la jambe" keeps words that mean something, so a caseworker sees it even when
+no distress rule knows them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ MAX_RULE_ID = 64
 
 _RULE_ID = re.compile(r"^[a-z0-9_][a-z0-9_.-]*$")
 _RULE_KEYS = {"id", "label", "priority", "patterns", "unless", "resubscribe", "enabled", "note"}
+_SECTIONS = {"normalise", "rule", "opt_out"}
 # Anything that is not a letter, digit or underscore becomes a word break; emoji have
 # already been mapped to words such as "emo_merci" by then.
 _NON_WORD = re.compile(r"[^a-z0-9_]+")
@@ -56,6 +63,8 @@ class Classification:
     rule: str
     opt_out_requested: bool
     matched: tuple[str, ...]
+    # An opt-out and nothing else worth reading (see the module docstring).
+    opt_out_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class RuleSet:
     rules: tuple[Rule, ...]
     sms: Mapping[str, str] = field(default_factory=dict)
     emoji: Mapping[str, str] = field(default_factory=dict)
+    # Words (whole-word patterns) that add nothing to an opt-out request.
+    opt_out_ignore: tuple[re.Pattern[str], ...] = ()
 
 
 def fold(text: str) -> str:
@@ -118,7 +129,22 @@ def classify(text: str, rules: RuleSet | None = None) -> Classification:
     matched = tuple(rule.id for rule in fired)
     if not fired:
         return Classification("other", DEFAULT_RULE, False, ())
-    return Classification(fired[0].label, fired[0].id, opt_out, matched)
+    only = fired[0].label == "opt_out" and _nothing_but_opt_out(normalised, fired, ruleset)
+    return Classification(fired[0].label, fired[0].id, opt_out, matched, only)
+
+
+def _nothing_but_opt_out(normalised: str, fired: list[Rule], ruleset: RuleSet) -> bool:
+    """True when, the opt-out matches cut out, every word left is an ignorable one."""
+    kept = list(normalised)
+    for rule in fired:
+        if rule.label != "opt_out":
+            continue
+        # Spans found on the whole text, so that anchored patterns (^arret...$) still match.
+        for pattern in rule.patterns:
+            for match in pattern.finditer(normalised):
+                kept[match.start() : match.end()] = " " * (match.end() - match.start())
+    words = "".join(kept).split()
+    return all(any(p.fullmatch(word) for p in ruleset.opt_out_ignore) for word in words)
 
 
 def is_resubscribe(text: str, rules: RuleSet | None = None) -> bool:
@@ -172,12 +198,22 @@ def default_rules() -> RuleSet:
     return _cached_rules(os.environ.get(ENV_VAR, ""))
 
 
+def check_rules() -> None:
+    """Load the default rules and the ``CAMPAIGNS_REPLY_RULES`` file now; RuleFileError if bad.
+
+    Called when a web or worker process starts: a typo in the CCAS's file must stop the
+    start-up with its message, not fail every reply job while the webhook answers 204.
+    """
+    load_rules()
+
+
 @dataclass
 class _FileRules:
     path: Path
     rules: list[tuple[str, Rule | None]]  # None: an id switched off
     sms: dict[str, str]
     emoji: dict[str, str]
+    opt_out_ignore: tuple[re.Pattern[str], ...] = ()
 
 
 def _read(path: Path) -> _FileRules:
@@ -187,11 +223,11 @@ def _read(path: Path) -> _FileRules:
         raise RuleFileError(f"Fichier de règles {path} illisible : {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise RuleFileError(f"Fichier de règles {path} : syntaxe TOML invalide : {exc}") from exc
-    unknown = sorted(set(data) - {"normalise", "rule"})
+    unknown = sorted(set(data) - _SECTIONS)
     if unknown:
         raise RuleFileError(
             f"Fichier de règles {path} : section inconnue {', '.join(unknown)} "
-            "(attendu : [normalise.sms], [normalise.emoji], [[rule]])"
+            "(attendu : [normalise.sms], [normalise.emoji], [opt_out], [[rule]])"
         )
     normalise = data.get("normalise", {})
     if not isinstance(normalise, dict):
@@ -202,6 +238,7 @@ def _read(path: Path) -> _FileRules:
         _EMOJI_DECORATION.sub("", symbol): " ".join(_NON_WORD.sub(" ", fold(word)).split())
         for symbol, word in emoji_words.items()
     }
+    opt_out_ignore = _opt_out_section(path, data.get("opt_out", {}))
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
         raise RuleFileError(f"Fichier de règles {path} : utilisez [[rule]] pour chaque règle")
@@ -210,7 +247,21 @@ def _read(path: Path) -> _FileRules:
     duplicates = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
     if duplicates:
         raise RuleFileError(f"Fichier de règles {path} : règle « {duplicates[0]} » définie 2 fois")
-    return _FileRules(path, rules, sms, emoji)
+    return _FileRules(path, rules, sms, emoji, opt_out_ignore)
+
+
+def _opt_out_section(path: Path, section: Any) -> tuple[re.Pattern[str], ...]:
+    def fail(problem: str) -> RuleFileError:
+        return RuleFileError(f"Fichier de règles {path} : [opt_out] : {problem}")
+
+    if not isinstance(section, dict):
+        raise fail("doit être une table")
+    unknown = sorted(set(section) - {"ignore"})
+    if unknown:
+        raise fail(f"clé inconnue {', '.join(unknown)} (attendu : ignore)")
+    return _compile(
+        section.get("ignore", []), "ignore", lambda problem: fail(f"ignore : {problem}")
+    )
 
 
 def _string_table(path: Path, name: str, table: Any) -> dict[str, str]:
@@ -288,10 +339,12 @@ def _merge(files: Iterable[_FileRules]) -> RuleSet:
     by_id: dict[str, tuple[int, Rule | None]] = {}
     sms: dict[str, str] = {}
     emoji: dict[str, str] = {}
+    ignore: list[re.Pattern[str]] = []
     order = 0
     for loaded in files:
         sms.update(loaded.sms)
         emoji.update(loaded.emoji)
+        ignore.extend(loaded.opt_out_ignore)
         for rule_id, rule in loaded.rules:
             position = by_id[rule_id][0] if rule_id in by_id else order
             by_id[rule_id] = (position, rule)
@@ -301,4 +354,4 @@ def _merge(files: Iterable[_FileRules]) -> RuleSet:
     kept.sort(key=lambda item: (-item[1].priority, item[0]))
     # Longest emoji sequences first so a combined emoji is not split by a shorter one.
     emoji = dict(sorted(emoji.items(), key=lambda item: -len(item[0])))
-    return RuleSet(tuple(rule for _, rule in kept), sms, emoji)
+    return RuleSet(tuple(rule for _, rule in kept), sms, emoji, tuple(ignore))

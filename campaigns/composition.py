@@ -99,9 +99,14 @@ async def build_runtime(
     settings: Settings, *, clock: Clock = utcnow, tuning: WorkerTuning | None = None
 ) -> Runtime:
     """Everything a web or worker process needs; jobs of the in-process queue wait for start()."""
+    from campaigns.classification import ENV_VAR, RuleFileError, check_rules
     from campaigns.nonce_store import MemoryNonceStore, RedisNonceStore
     from workers.coordination import MemoryCoordination, RedisCoordination, new_worker_id
 
+    try:
+        check_rules()  # a typo in the CCAS's rule file stops start-up, not every reply job
+    except RuleFileError as exc:
+        raise SettingsError(f"Configuration invalide :\n  {ENV_VAR}: {exc}") from None
     tuning = tuning or load_tuning()
     runtime = Runtime(settings=settings, clock=clock)
     runtime.dispatch = DispatchConfig(

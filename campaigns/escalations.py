@@ -42,6 +42,7 @@ from campaigns.models import (
 )
 from campaigns.queues import (
     OUTCOMES,
+    PRIORITY_HIGH,
     QUEUE_LABELS,
     compute_due_at,
     opening_window,
@@ -180,29 +181,36 @@ class _Incoming:
     multiple: bool
     person_id: int | None
     msisdn: str
+    now: datetime
+    fresh_due_at: datetime  # the queue's delay counted from now, for a renewed escalation
 
 
 async def escalate(*, reply: Reply, queue: str, label: str, runtime: Runtime) -> Escalation:
     """Put ``reply`` in ``queue``: join the open escalation, reopen a recent one, or open one.
 
     Idempotent for a reply already in the escalation (a retried job changes nothing).
-    A new or reopened ``urgence`` escalation alerts the queue's caseworkers by e-mail.
+    A new or reopened ``urgence`` escalation alerts the queue's caseworkers by e-mail; so
+    does a high-priority reply joining one whose due time has passed (it gets a fresh one).
     """
     try:
         rule = rule_for(runtime.settings, queue)
     except ValueError as exc:
         raise Invalid(str(exc), code="unknown_queue") from None
     received = _utc(reply.received_at or runtime.clock())
+    now = _now(runtime)
+    window = opening_window(runtime.settings)
     incoming = _Incoming(
         reply_id=reply.id,
         key=open_key_for(reply.person_id, reply.msisdn, queue),
         queue=queue,
         priority=priority_for(rule, label),
-        due_at=compute_due_at(rule, received, opening_window(runtime.settings)),
+        due_at=compute_due_at(rule, received, window),
         received_at=received,
         multiple=len(set(reply.candidate_ids or [])) > 1,
         person_id=reply.person_id,
         msisdn=reply.msisdn,
+        now=now,
+        fresh_due_at=compute_due_at(rule, max(received, now), window),
     )
     for attempt in range(_ESCALATE_ATTEMPTS):
         try:
@@ -220,6 +228,8 @@ async def escalate(*, reply: Reply, queue: str, label: str, runtime: Runtime) ->
         log.info("reply %s %s escalation %s (%s)", reply.id, event, escalation.id, queue)
     if event in ("create", "reopen") and queue == "urgence":
         await alerts.alert_new_urgence(runtime, escalation)
+    elif event == "renew":
+        await alerts.alert_renewed(runtime, escalation)
     return escalation
 
 
@@ -269,16 +279,25 @@ def _identity(incoming: _Incoming) -> QuerySet[Escalation]:
 async def _join(escalation: Escalation, incoming: _Incoming) -> str:
     if incoming.reply_id in (escalation.reply_ids or []):
         return "unchanged"
+    event = "join"
     escalation.reply_ids = [*(escalation.reply_ids or []), incoming.reply_id]
     escalation.priority = max(escalation.priority, incoming.priority)
-    escalation.due_at = min(escalation.due_at, incoming.due_at)
+    if incoming.priority >= PRIORITY_HIGH and escalation.due_at < incoming.now:
+        # A new distress signal on a file already late (and perhaps already flagged): it
+        # gets the queue's full delay again, may be flagged again, and is announced anew,
+        # rather than sitting behind a due time nobody is watching any more.
+        escalation.due_at = incoming.fresh_due_at
+        escalation.overdue_notified_at = None
+        event = "renew"
+    else:
+        escalation.due_at = min(escalation.due_at, incoming.due_at)
     escalation.multiple_candidates = escalation.multiple_candidates or incoming.multiple
     if escalation.status == S.SNOOZED:
         # The person wrote again before the callback date: it needs attention now.
         escalation.status = S.OPEN
         escalation.snoozed_until = None
     await escalation.save()
-    return "join"
+    return event
 
 
 async def _reopen_by_reply(escalation: Escalation, incoming: _Incoming) -> Escalation:

@@ -21,8 +21,8 @@ from tortoise.models import Model
 from campaigns import audit
 from campaigns.audit import Actor
 from campaigns.classification import Classification, classify, is_resubscribe
-from campaigns.models import InboundPart, Message, MessageStatus, Person, Reply
-from campaigns.optouts import lift_opt_out, opt_out
+from campaigns.models import InboundPart, Message, MessageStatus, OptOut, Person, Reply
+from campaigns.optouts import lift_opt_out, normalise_address, opt_out
 from campaigns.sms_encoding import analyse
 from campaigns.webhook_payloads import InboundSms, PayloadError, parse_inbound
 from providers.base import Outcome, SendResult, SmsRequest
@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 PART_TIMEOUT = timedelta(minutes=10)
 # A reply still unprocessed this long after it was stored lost its job (queue down): requeue.
 UNPROCESSED_GRACE = timedelta(minutes=2)
+# An opt-out confirmation the provider could not take (throttled) is retried by its job;
+# should the job give up, the sweeper requeues it for this long.
+CONFIRMATION_WINDOW = timedelta(days=1)
 MISSING_PART = "[…]"
 PROCESS_JOB = "process_reply"
 REPLY_ACTOR = Actor(None, "réponse SMS")
@@ -200,7 +203,7 @@ async def assemble_parts(
         {
             "provider_message_id": first["provider_message_id"],
             "msisdn": msisdn,
-            "to": first["payload"].get("to") or None,
+            "to": str(first["payload"].get("to") or "").strip() or None,
             "text": text,
             "received_at": received_at,
             "parts": total,
@@ -272,11 +275,29 @@ async def finalise_incomplete(runtime: Runtime, *, after: timedelta = PART_TIMEO
         .values_list("id", flat=True)
     )
     to_process += [rid for rid in forgotten if rid not in to_process]  # type: ignore[misc]
+    to_process += [rid for rid in await _owed_confirmations(now) if rid not in to_process]
     for reply_id in to_process:
         await enqueue_processing(runtime, reply_id)
     if to_process:
         log.info("finalised or requeued %d replies", len(to_process))
     return to_process
+
+
+async def _owed_confirmations(now: datetime) -> list[int]:
+    """Processed replies of the last day whose opt-out confirmation has still not left."""
+    waiting = await Reply.filter(
+        opt_out_requested=True,
+        confirmation_sent_at=None,
+        processed_at__lt=now - UNPROCESSED_GRACE,
+        created_at__gte=now - CONFIRMATION_WINDOW,
+    ).values_list("id", flat=True)
+    if not waiting:
+        return []
+    # Only the reply that switched the opt-out on owes one (see _owes_confirmation).
+    owed = await OptOut.filter(active=True, reply_id__in=list(waiting)).values_list(
+        "reply_id", flat=True
+    )
+    return sorted(int(rid) for rid in owed)  # type: ignore[call-overload]
 
 
 # --- processing (the job) -----------------------------------------------------------------
@@ -315,7 +336,9 @@ def queue_for(reply: Reply, result: Classification, resubscribe: bool) -> str | 
     if result.label == "distress":
         return "urgence"
     if result.label == "opt_out":
-        return None  # an opt-out alone is handled, never queued
+        # An opt-out alone is handled, never queued; one that says something more
+        # ("STOP je me suis cassé la jambe") is read by someone, distress rule or not.
+        return None if result.opt_out_only else "triage"
     if result.label == "other" and resubscribe:
         return None  # "START" alone: the opt-out is lifted, nothing to call about
     if not reply.candidate_ids:
@@ -324,9 +347,17 @@ def queue_for(reply: Reply, result: Classification, resubscribe: bool) -> str | 
 
 
 async def process_reply(runtime: Runtime, reply_id: int) -> Reply | None:
-    """Match, classify and act on one stored reply; a second run does nothing twice."""
+    """Match, classify and act on one stored reply; a second run does nothing twice.
+
+    The opt-out and the escalation are recorded first and the reply marked processed;
+    the opt-out confirmation SMS goes last, so a throttled provider (RetryLater) never
+    holds a reply out of its queue: the retried job only sends the confirmation.
+    """
     reply = await Reply.get_or_none(id=reply_id)
-    if reply is None or reply.processed_at is not None:
+    if reply is None:
+        return None
+    if reply.processed_at is not None:
+        await _confirm_if_owed(runtime, reply)
         return reply
     await match_reply(reply)
     result = classify(reply.text)
@@ -348,12 +379,7 @@ async def process_reply(runtime: Runtime, reply_id: int) -> Reply | None:
     if resubscribe and not result.opt_out_requested:
         await lift_opt_out(reply.msisdn, actor=REPLY_ACTOR, reason="start")
     if result.label == "opt_out" or result.opt_out_requested:
-        outcome = await opt_out(
-            reply.msisdn, "sms", source="reply", reply_id=reply.id, actor=REPLY_ACTOR
-        )
-        # The reply that switched the opt-out on owes the confirmation, even on a re-run.
-        if outcome.opt_out.reply_id == reply.id:
-            await _confirm_opt_out(runtime, reply)
+        await opt_out(reply.msisdn, "sms", source="reply", reply_id=reply.id, actor=REPLY_ACTOR)
     queue = queue_for(reply, result, resubscribe)
     if queue is not None and reply.escalation_id is None:
         from campaigns.escalations import escalate
@@ -364,11 +390,27 @@ async def process_reply(runtime: Runtime, reply_id: int) -> Reply | None:
     reply.processed_at = runtime.clock()
     await reply.save(update_fields=["processed_at"])
     log.info("reply %s processed: %s (%s)", reply.id, result.label, queue or "no queue")
+    await _confirm_if_owed(runtime, reply)
     return reply
 
 
 def confirmation_text(ccas_name: str) -> str:
     return f"Vous ne recevrez plus de SMS du {ccas_name}. Pour vous réinscrire, répondez START."
+
+
+async def _owes_confirmation(reply: Reply) -> bool:
+    """True while this reply switched the address's opt-out on and nothing was sent yet."""
+    if not reply.opt_out_requested or reply.confirmation_sent_at is not None:
+        return False
+    # The reply that switched the opt-out on owes the confirmation (a second STOP from an
+    # address already opted out does not); START since then cancels it.
+    address = normalise_address(reply.msisdn)
+    return await OptOut.exists(address=address, active=True, reply_id=reply.id)
+
+
+async def _confirm_if_owed(runtime: Runtime, reply: Reply) -> None:
+    if await _owes_confirmation(reply):
+        await _confirm_opt_out(runtime, reply)
 
 
 async def _confirm_opt_out(runtime: Runtime, reply: Reply) -> None:

@@ -17,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 __all__ = [
     "FINAL_STATUSES",
     "INTERMEDIATE_STATUSES",
+    "MAX_CONCAT_TOTAL",
+    "MAX_TEXT",
     "RECEIPT_ERRORS",
     "RECEIPT_STATUSES",
     "ConcatInfo",
@@ -61,6 +63,16 @@ _ENVELOPE_KEYS = frozenset({"api-key", "timestamp", "nonce", "sig"})
 _MSISDN = re.compile(r"\+?([0-9]{6,15})")
 _SCTS = re.compile(r"[0-9]{10}")
 _DIGITS = re.compile(r"[0-9]{1,9}")
+# Identifiers are stored in bounded columns (and PostgreSQL refuses NUL in text): anything
+# longer, or holding a control character, is not something Vonage sends and gets a 400
+# rather than a database error (500) that Vonage would retry for 24 hours.
+MAX_ADDRESS = 20  # msisdn and to, as stored
+MAX_MESSAGE_ID = 64
+MAX_CONCAT_REF = 16
+MAX_CONCAT_TOTAL = 255  # the SMS concatenation header counts parts in one byte
+MAX_TEXT = 2000  # one part is at most 160 characters; leave room for odd gateways
+MAX_PRICE = Decimal(100000)  # the price column holds 10 digits, 5 after the point
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PayloadError(ValueError):
@@ -202,6 +214,29 @@ def _optional(params: Mapping[str, str], key: str) -> str | None:
     return value or None
 
 
+def _bounded(value: str, key: str, limit: int) -> str:
+    """An identifier as stored: at most ``limit`` characters, no control character."""
+    if len(value) > limit:
+        raise PayloadError("too_long", f"« {key} » dépasse {limit} caractères", key)
+    if _CONTROL.search(value):
+        raise PayloadError("bad_param", f"caractère de contrôle dans « {key} »", key)
+    return value
+
+
+def _text(value: str) -> str:
+    # A NUL cannot be stored (PostgreSQL) and carries nothing a person wrote: dropped, so
+    # that the reply is kept rather than refused and retried by Vonage for a day.
+    text = value.replace("\x00", "")
+    if len(text) > MAX_TEXT:
+        raise PayloadError("too_long", f"« text » dépasse {MAX_TEXT} caractères", "text")
+    return text
+
+
+def _without_nul(params: Mapping[str, str]) -> dict[str, str]:
+    """The request as kept in a JSON column: PostgreSQL's jsonb refuses \\u0000."""
+    return {key.replace("\x00", ""): value.replace("\x00", "") for key, value in params.items()}
+
+
 def _msisdn(value: str, key: str) -> str:
     match = _MSISDN.fullmatch(value.strip())
     if match is None:
@@ -240,7 +275,13 @@ def _concat(params: Mapping[str, str]) -> ConcatInfo | None:
         total=_int_field(params, "concat-total"),
         part=_int_field(params, "concat-part"),
     )
-    if info.total < 1 or not 1 <= info.part <= info.total:
+    # concat-ref is at most 9 digits (_DIGITS), within MAX_CONCAT_REF. A missing part is
+    # written out when an incomplete set is finalised: a huge total would build a huge text.
+    if not 1 <= info.total <= MAX_CONCAT_TOTAL:
+        raise PayloadError(
+            "bad_concat", f"« concat-total » hors de 1 à {MAX_CONCAT_TOTAL}", "concat-total"
+        )
+    if not 1 <= info.part <= info.total:
         raise PayloadError("bad_concat", "numéro de partie incohérent", "concat-part")
     return info
 
@@ -253,15 +294,15 @@ def parse_inbound(params: Mapping[str, str]) -> InboundSms:
     else:
         text = _required(params, "text", allow_empty=True)
     return InboundSms(
-        message_id=_required(params, "messageId"),
+        message_id=_bounded(_required(params, "messageId"), "messageId", MAX_MESSAGE_ID),
         msisdn=_msisdn(_required(params, "msisdn"), "msisdn"),
-        to=params.get("to", "").strip(),
-        text=text,
+        to=_bounded(params.get("to", "").strip(), "to", MAX_ADDRESS),
+        text=_text(text),
         type=sms_type,
         keyword=params.get("keyword", "").strip(),
         received_at=_vonage_timestamp(params, "message-timestamp"),
         concat=_concat(params),
-        raw=dict(params),
+        raw=_without_nul(params),
     )
 
 
@@ -273,7 +314,7 @@ def _price(params: Mapping[str, str]) -> Decimal | None:
         price = Decimal(value)
     except InvalidOperation as exc:
         raise PayloadError("bad_price", "prix invalide", "price") from exc
-    if not price.is_finite():
+    if not price.is_finite() or abs(price) >= MAX_PRICE:
         raise PayloadError("bad_price", "prix invalide", "price")
     return price
 
@@ -300,15 +341,15 @@ def parse_receipt(params: Mapping[str, str]) -> DeliveryReceipt:
         status = "unknown"
     msisdn = _optional(params, "msisdn")
     return DeliveryReceipt(
-        message_id=_required(params, "messageId"),
+        message_id=_bounded(_required(params, "messageId"), "messageId", MAX_MESSAGE_ID),
         msisdn=None if msisdn is None else _msisdn(msisdn, "msisdn"),
-        to=params.get("to", "").strip(),
+        to=_bounded(params.get("to", "").strip(), "to", MAX_ADDRESS),
         status=status,
-        err_code=params.get("err-code", "").strip(),
+        err_code=_CONTROL.sub("", params.get("err-code", "")).strip(),
         price=_price(params),
         client_ref=_optional(params, "client-ref"),
         network_code=_optional(params, "network-code"),
         scts=_scts(params),
         message_timestamp=_vonage_timestamp(params, "message-timestamp"),
-        raw=dict(params),
+        raw=_without_nul(params),
     )

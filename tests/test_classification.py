@@ -15,6 +15,7 @@ from campaigns.classification import (
     LABELS,
     Classification,
     RuleFileError,
+    check_rules,
     classify,
     default_rules,
     is_resubscribe,
@@ -152,6 +153,38 @@ CASES = [
     ("URGENT besoin d'aide", "distress", False),
     ("SOS", "distress", False),
     ("🆘", "distress", False),
+    ("pouvez-vous m'aider", "distress", False),
+    ("qui peut m'aider ?", "distress", False),
+    ("j'ai besoin qu'on m'aide", "distress", False),
+    ("je ne sais plus quoi faire", "distress", False),
+    ("je n'ai pas besoin qu'on m'aide", "thanks", False),
+    # Injuries, being stuck, hospital.
+    ("je me suis cassé la jambe", "distress", False),
+    ("je me suis cassée le poignet hier", "distress", False),
+    ("j'ai une fracture", "distress", False),
+    ("je me suis fait mal", "distress", False),
+    ("je tiens plus debout", "distress", False),
+    ("je ne peux plus bouger", "distress", False),
+    ("jpeu plu bouger", "distress", False),
+    ("je suis coincée", "distress", False),
+    ("je suis bloquée chez moi", "distress", False),
+    ("je suis à l'hôpital", "distress", False),
+    ("mon mari est à l'hôpital depuis hier", "distress", False),
+    ("je ne me suis pas fait mal", "other", False),
+    ("j'ai cassé mes lunettes", "other", False),
+    ("je suis coincé mardi, rappelez moi", "callback", False),
+    ("je ne peux pas bouger mon rendez-vous", "other", False),
+    # A spouse's death: a recently bereaved person alone (a parent's, long ago: other).
+    ("mon mari est mort", "distress", False),
+    ("mon mari est décédé", "distress", False),
+    ("ma femme est décédée la semaine dernière", "distress", False),
+    ("mon mari est décédé il y a 10 ans", "other", False),
+    # STOP with a distress signal: distress, and the opt-out is kept.
+    ("STOP je me suis cassé la jambe", "distress", True),
+    ("stop je suis à l'hôpital", "distress", True),
+    ("STOP pas de nourriture", "distress", True),
+    ("STOP je ne peux plus bouger", "distress", True),
+    ("stop j'ai besoin qu'on m'aide", "distress", True),
     # No shelter.
     ("je suis à la rue", "distress", False),
     ("on m'a expulsé", "distress", False),
@@ -240,6 +273,45 @@ def test_classification_names_the_deciding_rule_and_every_match() -> None:
     assert result.matched[0] == "distress_fall"
     assert "opt_out_stop" in result.matched
     assert classify("rien à voir") == Classification("other", "default", False, ())
+
+
+# (text, opt_out_only): an opt-out alone reaches no queue; one that says more is read.
+OPT_OUT_ONLY_CASES = [
+    ("STOP", True),
+    ("Stoooop !!", True),
+    ("STOP SMS", True),
+    ("stop merci", True),
+    ("Stop svp", True),
+    ("ARRET", True),
+    ("ARRÊT", True),
+    ("arrete svp", True),
+    ("Arrêtez de m'envoyer des messages", True),
+    ("Désinscription", True),
+    ("je veux me désinscrire", True),
+    ("je ne veux plus recevoir de sms", True),
+    ("merci de ne plus m'envoyer de messages", True),
+    ("plus de sms svp", True),
+    ("ne m'appelez plus", True),
+    ("STOP 36180", True),
+    ("stop 👍", True),
+    ("Bonjour, STOP merci beaucoup, bonne journée", True),
+    ("STOP je ne comprends rien à vos papiers", False),
+    ("STOP rappelez-moi", False),
+    ("STOP mon chien est mort", False),
+    ("stop j'ai plus rien", False),
+    ("START STOP", False),
+]
+
+
+@pytest.mark.parametrize(("text", "only"), OPT_OUT_ONLY_CASES)
+def test_opt_out_only_is_nothing_but_the_request_and_politeness(text: str, only: bool) -> None:
+    result = classify(text)
+    assert (result.label, result.opt_out_requested, result.opt_out_only) == ("opt_out", True, only)
+
+
+def test_only_an_opt_out_label_can_be_opt_out_only() -> None:
+    assert not classify("STOP je suis tombée").opt_out_only
+    assert not classify("merci").opt_out_only
 
 
 RESUBSCRIBE_CASES = [
@@ -385,6 +457,9 @@ MALFORMED = [
     ("[[rule]\nid = 'broken'\n", "TOML"),
     ("[[rules]]\nid = 'plural'\nlabel = 'other'\npriority = 1\npatterns = ['x']\n", "rules"),
     ("[[rule]]\nid = 'default'\nlabel = 'other'\npriority = 1\npatterns = ['x']\n", "default"),
+    ("[opt_out]\nignore = 'merci'\n", "ignore"),
+    ("[opt_out]\nignore = ['(merci']\n", "ignore"),
+    ("[opt_out]\nignorer = ['merci']\n", "ignorer"),
 ]
 
 
@@ -406,6 +481,47 @@ def test_malformed_file_from_the_environment_fails_when_rules_load(
     monkeypatch.setenv(ENV_VAR, str(bad))
     with pytest.raises(RuleFileError, match="bad_label"):
         default_rules()
+
+
+def test_check_rules_loads_the_environment_file_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up check: a bad CAMPAIGNS_REPLY_RULES raises at once, naming file and rule."""
+    check_rules()  # the shipped rules alone
+    good = tmp_path / "good.toml"
+    good.write_text(EXTRA_RULES, encoding="utf-8")
+    monkeypatch.setenv(ENV_VAR, str(good))
+    check_rules()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MALFORMED[1][0], encoding="utf-8")
+    monkeypatch.setenv(ENV_VAR, str(bad))
+    with pytest.raises(RuleFileError, match="bad_regex") as caught:
+        check_rules()
+    assert str(bad) in str(caught.value)
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent.toml"))
+    with pytest.raises(RuleFileError, match=r"absent\.toml"):
+        check_rules()
+
+
+async def test_a_bad_rule_file_stops_the_runtime_from_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve and worker build their runtime first: a typo stops them with a French message
+    naming the variable, instead of every reply job failing behind 204 answers."""
+    from campaigns.composition import build_runtime
+    from campaigns.settings import Settings, SettingsError
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MALFORMED[0][0], encoding="utf-8")
+    monkeypatch.setenv(ENV_VAR, str(bad))
+    settings = Settings(
+        CAMPAIGNS_DATABASE_URL="sqlite://:memory:",
+        CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    with pytest.raises(SettingsError) as caught:
+        await build_runtime(settings)
+    assert ENV_VAR in str(caught.value) and "bad_label" in str(caught.value)
 
 
 def test_shipped_rules_load_and_every_label_has_a_rule() -> None:

@@ -323,7 +323,8 @@ async def test_a_new_urgence_alerts_its_caseworkers_once_without_personal_data(
     assert [m["to"] for m in sent] == [on_duty.email]
     mail = sent[0]
     assert mail["subject"] == "[Urgence] Nouvelle situation à traiter"
-    assert f"http://127.0.0.1:8080/files/urgence/{escalation.id}" in mail["text"]
+    # The staff page of one escalation (campaigns/web/pages/queue_pages.py).
+    assert f"http://127.0.0.1:8080/situations/{escalation.id}\n" in mail["text"]
     assert "04/03/2026 à 11:00" in mail["text"]  # the due time, in local time
     for secret in ("Jeanne", "Martin", "98765432", "98 76", "tombée", "cuisine"):
         assert secret not in mail["text"] and secret not in mail["subject"]
@@ -337,6 +338,94 @@ async def test_a_new_urgence_alerts_its_caseworkers_once_without_personal_data(
         reply=await make_reply(NOW, person=person), queue="rappel", label="callback", runtime=rt
     )
     assert len(emails(rt)) == 1
+
+
+async def test_with_nobody_on_urgence_the_coordinators_get_the_alert(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No active caseworker works `urgence`: the active coordinators are alerted, and a
+    warning (ids only) says so."""
+    await make_staff("rappel@ccas.test", queues=["rappel"])
+    await make_staff("parti@ccas.test", queues=["urgence"], active=False)
+    coordinator = await make_staff("coord@ccas.test", Role.COORDINATOR)
+    await make_staff("ancienne@ccas.test", Role.COORDINATOR, active=False)
+    person = await make_person(mobile="+33698765432")
+    with caplog.at_level("WARNING", logger="campaigns.alerts"):
+        escalation = await service.escalate(
+            reply=await make_reply(NOW, person=person),
+            queue="urgence",
+            label="distress",
+            runtime=rt,
+        )
+    sent = emails(rt)
+    assert [m["to"] for m in sent] == [coordinator.email]
+    assert f"/situations/{escalation.id}" in sent[0]["text"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("no active caseworker" in line for line in warnings)
+    for line in warnings:
+        assert "Martin" not in line and "98765432" not in line and "coord@" not in line
+
+
+async def _late_flagged_urgence(rt: Runtime, person: Person) -> Escalation:
+    """An `urgence` escalation left past its due time and already flagged overdue."""
+    escalation = await service.escalate(
+        reply=await make_reply(NOW, person=person), queue="urgence", label="distress", runtime=rt
+    )
+    assert await service.flag_overdue(rt, NOW + timedelta(hours=2)) == 1
+    return escalation
+
+
+@pytest.mark.parametrize("assigned", [True, False])
+async def test_a_distress_reply_on_a_late_urgence_renews_its_due_time_and_alerts(
+    rt: Runtime, assigned: bool
+) -> None:
+    """Joining an open `urgence` already late and flagged: a fresh due time from now, the
+    overdue flag cleared (so it can be raised again), and an alert to the assignee, else
+    to the queue's caseworkers."""
+    referent = await make_staff("ref@ccas.test", queues=["urgence"])
+    colleague = await make_staff("garde@ccas.test", queues=["urgence"])
+    person = await make_person(referent_email=referent.email if assigned else None)
+    escalation = await _late_flagged_urgence(rt, person)
+    assert escalation.assignee_id == (referent.id if assigned else None)
+    before = len(emails(rt))
+    later = NOW + timedelta(hours=3)
+    at_clock(rt, later)
+    reply = await make_reply(later, person=person, text="je suis encore par terre")
+    joined = await service.escalate(reply=reply, queue="urgence", label="distress", runtime=rt)
+    assert joined.id == escalation.id
+    stored = await Escalation.get(id=escalation.id)
+    assert stored.due_at == later + timedelta(hours=1)
+    assert stored.overdue_notified_at is None
+    assert stored.reply_ids == [*escalation.reply_ids, reply.id]
+    alerts = emails(rt)[: len(emails(rt)) - before]  # newest first
+    expected = [referent.email] if assigned else sorted([referent.email, colleague.email])
+    assert sorted(m["to"] for m in alerts) == expected
+    assert alerts[0]["subject"].startswith("[Urgence] Nouvelle réponse urgente")
+    assert f"/situations/{escalation.id}" in alerts[0]["text"]
+    assert "04/03/2026 à 14:00" in alerts[0]["text"]  # the new due time, Paris time
+    assert "par terre" not in alerts[0]["text"] and "Martin" not in alerts[0]["text"]
+    # Late again later: flagged again.
+    assert await service.flag_overdue(rt, later + timedelta(hours=2)) == 1
+
+
+async def test_a_reply_joining_before_the_due_time_keeps_it_and_alerts_nobody(
+    rt: Runtime,
+) -> None:
+    await make_staff("garde@ccas.test", queues=["urgence"])
+    person = await make_person()
+    first = await service.escalate(
+        reply=await make_reply(NOW, person=person), queue="urgence", label="distress", runtime=rt
+    )
+    before = len(emails(rt))
+    at_clock(rt, NOW + timedelta(minutes=30))
+    await service.escalate(
+        reply=await make_reply(NOW + timedelta(minutes=30), person=person),
+        queue="urgence",
+        label="distress",
+        runtime=rt,
+    )
+    assert (await Escalation.get(id=first.id)).due_at == first.due_at
+    assert len(emails(rt)) == before
 
 
 # --- snooze, wake, overdue -------------------------------------------------------------
@@ -410,13 +499,12 @@ async def test_overdue_escalations_are_flagged_once_and_raised_to_coordinators(
         runtime=rt,
     )
     await service.resolve(boss, done.id, "joint", rt)
-    before = len(emails(rt))
     assert await service.flag_overdue(rt, NOW + timedelta(minutes=59)) == 0
     later = NOW + timedelta(hours=2)
     assert await service.flag_overdue(rt, later) == 1
     assert await service.flag_overdue(rt, later + timedelta(hours=1)) == 0
     assert (await Escalation.get(id=late.id)).overdue_notified_at == later
-    raised = emails(rt)[before:]
+    raised = [m for m in emails(rt) if m["subject"].startswith("[Retard]")]
     assert [m["to"] for m in raised] == [coordinator.email]
     assert "1 situation(s)" in raised[0]["subject"]
     assert "Urgence : 1 situation(s)" in raised[0]["text"]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -371,3 +372,58 @@ async def test_end_to_end_through_the_in_process_queue(
     assert (reply.label, reply.person_id) == ("callback", someone.id)
     escalation = await Escalation.get(id=reply.escalation_id)
     assert (escalation.queue, escalation.reply_ids) == ("rappel", [reply.id])
+
+
+async def test_oversized_fields_and_huge_concat_totals_get_a_400(make_app: MakeApp) -> None:
+    """On both engines: what the columns cannot hold is refused with a reason (never a 500
+    that Vonage would retry for a day), and a long SMS cannot announce 10^9 parts."""
+    app = await make_app()
+    text = INBOUND["text"]
+    cases = [
+        ({**text, "msisdn": "3" * 21}, "bad_number"),
+        ({**text, "to": "3" * 21}, "too_long"),
+        ({**text, "messageId": "A" * 65}, "too_long"),
+        ({**text, "messageId": "AB\x00CD"}, "bad_param"),
+        ({**text, "text": "x" * 2001}, "too_long"),
+        (_part(1, 256, "début"), "bad_concat"),
+        (_part(1, 999_999_999, "début"), "bad_concat"),
+        (_part(3, 2, "fin"), "bad_concat"),
+    ]
+    for params, code in cases:
+        for form in ("form", "json"):
+            response = await app.send(form, params)
+            assert response.status == 400, (code, form)
+            assert (await response.json())["error"] == code
+    assert await Reply.all().count() == 0 and await InboundPart.all().count() == 0
+    # At the limits, everything is stored.
+    widest = {**text, "to": "3" * 20, "messageId": "B" * 64, "text": "é" * 2000}
+    assert (await app.send("json", widest)).status == 204
+    assert (await app.send("form", _part(255, 255, "fin", ref="123456789"))).status == 204
+    stored = await Reply.get(provider_message_id="B" * 64)
+    assert (stored.to, len(stored.text)) == ("3" * 20, 2000)
+
+
+@pytest.mark.parametrize("form", ["get", "form", "json"])
+async def test_nul_characters_are_dropped_not_a_500(make_app: MakeApp, form: str) -> None:
+    """PostgreSQL refuses NUL in text and jsonb: the reply and the long-SMS part are kept
+    without it (and so is the payload)."""
+    app = await make_app()
+
+    async def send(params: dict[str, str]) -> int:
+        if form != "form":
+            return (await app.send(form, params)).status
+        # aiohttp's client refuses a NUL in a form key: the body is encoded by hand.
+        body = urlencode(params)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return (await app.client.post(URL, data=body, headers=headers)).status
+
+    single = {**INBOUND["text"], "messageId": f"NUL-{form}", "text": "oui\x00 rappelez-moi"}
+    single["extra\x00"] = "a\x00b"
+    assert await send(single) == 204
+    reply = await Reply.get(provider_message_id=f"NUL-{form}")
+    assert reply.text == "oui rappelez-moi"
+    assert "\x00" not in json.dumps(reply.payload) and reply.payload["extra"] == "ab"
+    part = {**_part(1, 2, "je suis\x00 ", ref="55"), "messageId": f"NULPART-{form}"}
+    assert await send(part) == 204
+    stored = await InboundPart.get(provider_message_id=f"NULPART-{form}")
+    assert stored.text == "je suis " and "\x00" not in json.dumps(stored.payload)

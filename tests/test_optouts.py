@@ -87,6 +87,21 @@ async def test_stop_with_distress_opts_out_and_escalates_to_urgence(runtime: Run
     assert (escalation.queue, escalation.person_id) == ("urgence", someone.id)
 
 
+async def test_stop_with_words_no_rule_knows_opts_out_and_reaches_triage(
+    runtime: Runtime,
+) -> None:
+    """An opt-out that says more than the request is honoured and confirmed, and a
+    caseworker reads it: no distress rule may know "mon chien est mort"."""
+    someone = await person("Roussel", "+33621313131")
+    reply = await process_reply(runtime, await store("STOP mon chien est mort", "33621313131"))
+    assert reply is not None
+    assert (reply.label, reply.opt_out_requested) == ("opt_out", True)
+    assert await is_opted_out("+33621313131")
+    assert len(sms_sent(runtime, "+33621313131")) == 1
+    escalation = await Escalation.get(id=reply.escalation_id)
+    assert (escalation.queue, escalation.person_id) == ("triage", someone.id)
+
+
 async def test_start_lifts_and_a_later_stop_is_confirmed_again(runtime: Runtime) -> None:
     await person("Chevalier", "+33622222222")
     await process_reply(runtime, await store("STOP", "33622222222"))

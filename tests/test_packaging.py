@@ -44,7 +44,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one() -> None:
 
 
 def test_the_wheel_carries_every_file_the_service_reads(tmp_path: Path) -> None:
-    """A non-editable install (the Docker image) needs templates, static files, rules, migrations."""
+    """A non-editable install (the Docker image) needs templates, static files, rules."""
     import subprocess
     import sys
     import zipfile
@@ -58,7 +58,12 @@ def test_the_wheel_carries_every_file_the_service_reads(tmp_path: Path) -> None:
     packed = set(zipfile.ZipFile(wheel).namelist())
     needed = [
         path.relative_to(ROOT).as_posix()
-        for folder in ("templates", "campaigns/web/static", "campaigns/data", "campaigns/migrations")
+        for folder in (
+            "templates",
+            "campaigns/web/static",
+            "campaigns/data",
+            "campaigns/migrations",
+        )
         for path in (ROOT / folder).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     ]

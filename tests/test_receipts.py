@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from campaigns import receipts
 from campaigns.models import Message, MessagePart, MessageStatus
 from campaigns.runtime import Runtime
 from campaigns.webhook_signatures import sign_params
@@ -202,3 +203,63 @@ async def test_signatures_are_checked_when_a_secret_is_set(
     assert (status, body["error"]) == (401, "replayed_nonce")
     await message.refresh_from_db()
     assert message.status == M.DELIVERED
+
+
+async def test_oversized_or_control_fields_get_a_400_not_a_500(client: TestClient, db: str) -> None:
+    """On both engines: ids longer than their columns, control characters and prices the
+    price column cannot hold are refused with a reason; a NUL in err-code is dropped."""
+    message = await submitted()
+    cases = [
+        (receipt("A" * 65), "too_long"),
+        (receipt("A\x00B"), "bad_param"),
+        (receipt(f"P{message.id}-0", to="C" * 21), "too_long"),
+        (receipt(f"P{message.id}-0", price="1e20"), "bad_price"),
+    ]
+    for params, code in cases:
+        status, body = await post(client, params)
+        assert (status, body["error"]) == (400, code)
+    await message.refresh_from_db()
+    assert message.status == M.SUBMITTED
+    status, body = await post(
+        client, receipt(f"P{message.id}-0", "failed", **{"err-code": "9\x00"})
+    )
+    assert (status, body) == (200, {"status": "applied"})
+    part = await MessagePart.get(provider_message_id=f"P{message.id}-0")
+    assert (part.status, part.err_code) == ("failed", "9")
+
+
+async def test_a_receipt_that_failed_to_apply_is_not_a_replay_when_vonage_retries(
+    client: TestClient, runtime: Runtime, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nonce is recorded only once the receipt is applied: a database error (500) makes
+    Vonage send the same signed request again, and that retry must be applied."""
+    runtime.settings.vonage_signature_secret = "secret-de-signature"
+    runtime.settings.vonage_signature_method = "sha256"  # type: ignore[assignment]
+    message = await submitted()
+    now = runtime.clock()
+    signed = sign_params(
+        receipt(f"P{message.id}-0"),
+        "secret-de-signature",
+        "sha256",
+        timestamp=int(now.timestamp()),
+        nonce="n-retry",
+    )
+    real_apply = receipts.apply_receipt
+    calls = 0
+
+    async def database_down_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database unavailable")
+        return await real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(receipts, "apply_receipt", database_down_once)
+    response = await client.post(URL, data=signed)
+    assert response.status == 500
+    status, body = await post(client, signed, "form")
+    assert (status, body) == (200, {"status": "applied"})
+    await message.refresh_from_db()
+    assert message.status == M.DELIVERED
+    status, body = await post(client, signed, "form")
+    assert (status, body["error"]) == (401, "replayed_nonce")

@@ -15,12 +15,13 @@ from campaigns.models import (
     Escalation,
     Message,
     MessageStatus,
+    OptOut,
     Person,
     Reply,
     Template,
     TemplateVersion,
 )
-from campaigns.replies import process_reply, receive_inbound
+from campaigns.replies import RetryLater, process_reply, receive_inbound
 from campaigns.runtime import Runtime
 from campaigns.webhook_payloads import parse_inbound
 from providers.base import Outcome, SendResult, SmsRequest
@@ -94,6 +95,11 @@ ROUTES = [
     ("c'est pour quoi exactement ?", "other", "triage"),
     ("Merci beaucoup, bonne journée", "thanks", None),
     ("STOP", "opt_out", None),
+    ("stop merci", "opt_out", None),
+    ("Désinscription", "opt_out", None),
+    # An opt-out that says more is read by someone, even when no distress rule knows it.
+    ("STOP je ne comprends rien à vos papiers", "opt_out", "triage"),
+    ("STOP je me suis cassé la jambe", "distress", "urgence"),
     ("START", "other", None),
 ]
 
@@ -232,9 +238,71 @@ async def test_job_wrapper_turns_a_transient_failure_into_an_arq_retry(runtime: 
     ctx = {"runtime": runtime}
     with pytest.raises(Retry):
         await reply_jobs.process_reply(ctx, reply_id)
-    assert (await Reply.get(id=reply_id)).processed_at is None
+    # Everything but the confirmation is done; the retry only sends it.
+    pending = await Reply.get(id=reply_id)
+    assert pending.processed_at is not None and pending.confirmation_sent_at is None
     assert await reply_jobs.process_reply(ctx, reply_id) == "opt_out"
     assert await reply_jobs.process_reply(ctx, reply_id) == "opt_out"
     assert len(sms.requests) == 2
     assert sms.requests[0] == sms.requests[1]
     assert await reply_jobs.finalise_incomplete_replies(ctx) == 0
+
+
+async def test_a_throttled_confirmation_never_holds_a_distress_reply_out_of_urgence(
+    runtime: Runtime,
+) -> None:
+    """STOP + distress while Vonage throttles: opted out and in `urgence` at the first run;
+    the retried job sends the confirmation alone and escalates nothing twice."""
+    runtime.sms = sms = RetryingSms()
+    someone = await person("Blanc", "+33619292929")
+    reply_id = await store("STOP je suis tombée", "33619292929")
+    ctx = {"runtime": runtime}
+    with pytest.raises(Retry):
+        await reply_jobs.process_reply(ctx, reply_id)
+    escalation = await escalation_of(reply_id)
+    assert escalation is not None
+    assert (escalation.queue, escalation.person_id, escalation.reply_ids) == (
+        "urgence",
+        someone.id,
+        [reply_id],
+    )
+    assert await OptOut.filter(address="+33619292929", active=True).exists()
+    assert await reply_jobs.process_reply(ctx, reply_id) == "distress"
+    assert len(sms.requests) == 2
+    assert await Escalation.all().count() == 1
+    assert (await Escalation.get(id=escalation.id)).reply_ids == [reply_id]
+
+
+class ThrottledSms(RetryingSms):
+    """A provider that stays throttled until told otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.throttled = True
+
+    async def send_sms(self, req: SmsRequest) -> SendResult:
+        self.requests.append(req)
+        if self.throttled:
+            return SendResult(Outcome.RETRY, reason="vonage:1 Throttled", retry_after=5)
+        return SendResult(Outcome.SUBMITTED, provider_ids=("id-1",))
+
+
+async def test_the_sweeper_requeues_a_confirmation_its_job_gave_up_on(runtime: Runtime) -> None:
+    """arq gave up while Vonage was throttled: the minute cron requeues the confirmation
+    (and only the one owed: a second STOP from the same address owes none)."""
+    from campaigns.replies import UNPROCESSED_GRACE, finalise_incomplete
+
+    runtime.sms = sms = ThrottledSms()
+    first = await store("STOP", "33619393939")
+    with pytest.raises(RetryLater):
+        await process_reply(runtime, first)
+    second = await process_reply(runtime, await store("stop", "33619393939"))
+    assert second is not None and second.processed_at is not None
+    later = datetime.now(UTC) + UNPROCESSED_GRACE + timedelta(minutes=1)
+    runtime.clock = lambda: later
+    assert await finalise_incomplete(runtime) == [first]
+    sms.throttled = False
+    await process_reply(runtime, first)
+    assert (await Reply.get(id=first)).confirmation_sent_at is not None
+    assert [req.message_id for req in sms.requests] == [f"optout-{first}"] * 2
+    assert await finalise_incomplete(runtime) == []

@@ -165,8 +165,23 @@ def test_long_message_parts_carry_their_position() -> None:
         (
             {"concat": "true", "concat-ref": "1", "concat-total": "0", "concat-part": "0"},
             "bad_concat",
+            "concat-total",
+        ),
+        (
+            {"concat": "true", "concat-ref": "1", "concat-total": "256", "concat-part": "1"},
+            "bad_concat",
+            "concat-total",
+        ),
+        (
+            {"concat": "true", "concat-ref": "1", "concat-total": "255", "concat-part": "256"},
+            "bad_concat",
             "concat-part",
         ),
+        ({"messageId": "A" * 65}, "too_long", "messageId"),
+        ({"messageId": "AB\x00CD"}, "bad_param", "messageId"),
+        ({"to": "3" * 21}, "too_long", "to"),
+        ({"to": "336\x0044630000"}, "bad_param", "to"),
+        ({"text": "x" * 2001}, "too_long", "text"),
         (
             {"concat": "true", "concat-ref": "1", "concat-total": "2", "concat-part": "0"},
             "bad_concat",
@@ -295,6 +310,11 @@ def test_status_is_normalised_and_unlisted_ones_become_unknown(raw_status, statu
         ({"price": "NaN"}, "bad_price"),
         ({"msisdn": "not-a-number"}, "bad_number"),
         ({"message-timestamp": "hier"}, "bad_timestamp"),
+        # Beyond what the database columns hold: a 400, not a 500 retried for a day.
+        ({"price": "123456.5"}, "bad_price"),
+        ({"messageId": "A" * 65}, "too_long"),
+        ({"messageId": "A\x00"}, "bad_param"),
+        ({"to": "C" * 21}, "too_long"),
     ],
 )
 def test_invalid_receipt_is_refused(changes: dict, code: str) -> None:
@@ -308,6 +328,17 @@ def test_invalid_receipt_is_refused(changes: dict, code: str) -> None:
     with pytest.raises(PayloadError) as caught:
         parse_receipt(params)
     assert caught.value.code == code
+
+
+def test_nul_characters_never_reach_what_is_stored() -> None:
+    """PostgreSQL refuses NUL in text and jsonb: dropped from the text and the kept payload."""
+    sms = parse_inbound({**INBOUND_TEXT, "text": "oui\x00 merci", "x\x00": "a\x00b"})
+    assert sms.text == "oui merci"
+    assert all("\x00" not in key + value for key, value in sms.raw.items())
+    assert sms.raw["x"] == "ab"
+    receipt = parse_receipt({**RECEIPT, "err-code": "0\x00", "network-code": "2\x00"})
+    assert receipt.err_code == "0"
+    assert all("\x00" not in key + value for key, value in receipt.raw.items())
 
 
 def test_minimal_receipt_leaves_optional_fields_empty() -> None:

@@ -13,65 +13,47 @@ from aiohttp import web
 from campaigns import receipts
 from campaigns.web.api import ApiRouter
 from campaigns.web.keys import RUNTIME
-from campaigns.webhook_payloads import (
-    PayloadError,
-    decode_json_body,
-    is_empty_probe,
-    merge_request_params,
-    parse_receipt,
-)
-from campaigns.webhook_signatures import SignatureError, verify_signed_request
+from campaigns.web.webhook_requests import error_response, nonce_store, read_params
+from campaigns.webhook_payloads import PayloadError, is_empty_probe, parse_receipt
+from campaigns.webhook_signatures import SignatureError, verify_signature
 
 router = ApiRouter("webhooks")
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/webhooks/vonage/status"
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def _error(status: int, code: str, detail: str) -> web.Response:
-    return web.json_response({"error": code, "detail": detail}, status=status)
-
-
-async def _params(request: web.Request) -> dict[str, str]:
-    form = None
-    body: object | None = None
-    if request.method == "POST" and request.body_exists:
-        content_type = request.content_type
-        if content_type == "application/json" or content_type.endswith("+json"):
-            body = decode_json_body(await request.read())
-        elif content_type in _FORM_TYPES:
-            form = await request.post()
-        elif (await request.read()).strip():
-            raise PayloadError("unsupported_content_type", "type de contenu non pris en charge")
-    return merge_request_params(request.query, form, body)  # type: ignore[arg-type]
 
 
 async def delivery_receipt(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     settings = runtime.settings
     try:
-        params = await _params(request)
+        params = await read_params(request)
     except PayloadError as exc:
-        return _error(400, exc.code, exc.detail)
+        return error_response(400, exc.code, exc.detail)
     if is_empty_probe(params):
         return web.json_response({"status": "ok"})
+    nonce = ""
     if settings.vonage_signature_secret:
         try:
-            await verify_signed_request(
+            verify_signature(
                 params,
                 secret=settings.vonage_signature_secret,
                 method=settings.vonage_signature_method,
                 now=runtime.clock(),
-                store=runtime.nonce_store,
             )
         except SignatureError as exc:
-            return _error(401, exc.code, exc.detail)
+            return error_response(401, exc.code, exc.detail)
+        nonce = params.get("nonce", "").strip()
     try:
         receipt = parse_receipt(params)
     except PayloadError as exc:
-        return _error(400, exc.code, exc.detail)
+        return error_response(400, exc.code, exc.detail)
     result = await receipts.apply_receipt(receipt, runtime.clock())
+    # The nonce is recorded only once the receipt is applied: if applying fails (a 5xx),
+    # Vonage's retry carries the same nonce and must not be refused as a replay. Applying
+    # a receipt twice changes nothing, so a true replay that gets this far is harmless.
+    if nonce and await nonce_store(runtime).seen(nonce):
+        return error_response(401, "replayed_nonce", SignatureError("replayed_nonce").detail)
     return web.json_response({"status": result.outcome})
 
 
