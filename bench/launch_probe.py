@@ -25,7 +25,8 @@ from campaigns.settings import Settings
 from campaigns.templates_store import TemplateContent, create_template
 
 BASE_URL = os.environ.get("CAMPAIGNS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-DATABASE = "campaigns_launch_probe"
+# One database per run: two runs at once must not drop each other's database.
+DATABASE = f"campaigns_launch_probe_{os.getpid()}"
 BODY = (
     "{{ ccas.name }} : Bonjour {{ person.civility }} {{ person.last_name }}, nous prenons de "
     "vos nouvelles. Appelez-nous au {{ ccas.hotline }}, {{ ccas.hours }}."

@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 from tortoise.transactions import in_transaction
 
@@ -82,6 +83,8 @@ TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], str]] = {
 SKIP_REASONS = ("opted_out", "no_address", "landline_only", "duplicate_address", "render_error")
 # Messages that have left for the provider, whatever happened to them next.
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
+# Why a previous run's unsent message was dropped when the next occurrence started.
+SUPERSEDED = "remplacé par l'envoi suivant"
 
 _LETTER = re.compile(r"[A-Za-z]")
 _SENDER = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9 .\-]{0,10}|\+?\d{6,15})$")
@@ -596,7 +599,9 @@ async def _start_run(
 
     `first`: a launch from draft or scheduled; otherwise the next run of a recurring
     campaign, claimed by moving `next_run_at` on to `following`. None when another
-    process got there first.
+    process got there first. What earlier runs have not sent yet (queued, or claimed
+    but not handed to the provider) is cancelled in the same transaction: nobody gets
+    two occurrences at once.
     """
     version = await _check_version(campaign)
     audience, criteria = await _criteria(campaign)
@@ -617,6 +622,15 @@ async def _start_run(
                 changes.update(launched_at=now, launched_by_id=actor.id)
             if not await claim.update(**changes):
                 return None
+            # A lane still working an earlier run sends only what it marked handed over.
+            superseded = (
+                await Message.filter(campaign_id=campaign.id)
+                .filter(
+                    Q(status=MessageStatus.QUEUED)
+                    | Q(status=MessageStatus.SENDING, handed_at__isnull=True)
+                )
+                .update(status=MessageStatus.CANCELLED, error=SUPERSEDED, settled_at=now)
+            )
             number = await CampaignRun.filter(campaign_id=campaign.id).count() + 1
             run = await CampaignRun.create(campaign_id=campaign.id, number=number)
             plan = await _materialise(
@@ -643,6 +657,7 @@ async def _start_run(
         skipped=detail["skipped_by_reason"],
         parts=plan.parts,
         previous_status=previous_status.value,
+        superseded=superseded,
     )
     log.info(
         "campaign %s run %s: %s queued, %s skipped", campaign.id, number, plan.queued, run.skipped

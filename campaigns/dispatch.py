@@ -1,11 +1,18 @@
 """Dispatch: claim queued messages in batches, send within rate and window, record in bulk.
 
 The life of a batch: check the campaign is running and the window open -> claim
-(`queued -> sending`, attempts + 1, `claimed_by` = this worker) -> wait on the shared
-rate limit and call the provider, a bounded number at a time -> record every outcome
-with a few set-based updates. A message is handed to the provider at most once per
-claim, and a claim left in `sending` by a dead worker becomes `unconfirmed`, never
-`queued` again: a delivery receipt settles it later (see `campaigns.receipts`).
+(`queued -> sending`, attempts + 1, `claimed_by` = this worker) -> reserve each
+message's place in the shared rate limit -> hand the messages over in small groups
+(those due within the same tenth of a second): sleep until the group's time, check
+the window, the lane's deadline and the campaign again, write `handed_at` for the
+whole group in one UPDATE, then call the provider, a bounded number at a time ->
+record every outcome with a few set-based updates.
+
+`handed_at` is what makes a crash safe without sending twice: a claim left in
+`sending` by a dead worker goes back to `queued` when it was never handed over, and
+becomes `unconfirmed` (never re-sent; a delivery receipt settles it, see
+`campaigns.receipts`) when it was. A lane cut off by an error or a cancellation does
+the same with its own batch before giving up.
 
 A run is worked by one or more *lanes* (jobs), at most one per worker process, each
 holding a lease on its slot; `dispatch_run` starts them and lanes hand over to fresh
@@ -27,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from tortoise.expressions import F, Q
-from tortoise.functions import Min
+from tortoise.functions import Avg, Min
 from tortoise.transactions import in_transaction
 
 from campaigns import campaign_service
@@ -41,12 +48,14 @@ from campaigns.models import (
     Person,
 )
 from campaigns.optouts import normalise_address, opted_out_among, unsubscribe_url
+from campaigns.rate_limit import RateLimiter
 from campaigns.runtime import Runtime
 from campaigns.send_window import SendWindow, parse_send_window
 from providers.base import EmailRequest, Outcome, SendResult, SmsRequest
 
 __all__ = [
     "LaneResult",
+    "batch_limit",
     "claim_batch",
     "describe_failure",
     "kick_running_runs",
@@ -73,6 +82,13 @@ _CLAIM_FIELDS = (
 )
 _MAX_BOUNCES = 10  # a lane that finds its process busy with the run tries another process
 _BOUNCE_DELAY = 0.5
+# Sends planned within this span are handed over together: one UPDATE per group.
+GROUP_SPAN = 0.1
+# A batch holds about this many seconds of sending at the rate limit: a pause, the end
+# of the window or of the lane's budget is never more than a batch away.
+BATCH_SECONDS = 10.0
+# Seconds between two looks at the campaign's status inside a batch.
+_STATUS_EVERY = 1.0
 UNCONFIRMED_TEXT = (
     "Envoi interrompu : le message est peut-être parti ; il n'est pas renvoyé, "
     "un accusé de réception le confirmera"
@@ -192,7 +208,12 @@ async def claim_batch(run_id: int, worker_id: str, limit: int, now: datetime) ->
         await (
             Message.filter(id__in=[row.id for row in rows], status=M.QUEUED)
             .using_db(conn)
-            .update(status=M.SENDING, claimed_by=worker_id, attempts=F("attempts") + 1)
+            .update(
+                status=M.SENDING,
+                claimed_by=worker_id,
+                attempts=F("attempts") + 1,
+                handed_at=None,
+            )
         )
     return [
         Claimed(
@@ -319,8 +340,32 @@ async def record_results(
 # --- stuck claims -------------------------------------------------------------------------------
 
 
+async def release_claims(worker_id: str, ids: list[int], not_called: set[int]) -> tuple[int, int]:
+    """Settle `worker_id`'s claims among `ids` that are still `sending` after a batch went wrong.
+
+    A claim never handed over (or handed over, but whose provider call is known not to
+    have started: `not_called`) goes back to `queued` with its attempt given back; any
+    other may have left and becomes `unconfirmed`. Returns (requeued, unconfirmed).
+    """
+    if not ids:
+        return 0, 0
+    mine = Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING)
+    back = Q(handed_at__isnull=True) | Q(id__in=sorted(not_called & set(ids)))
+    requeued = await mine.filter(back).update(
+        status=M.QUEUED, claimed_by=None, handed_at=None, attempts=F("attempts") - 1
+    )
+    unconfirmed = await Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING).update(
+        status=M.UNCONFIRMED, error=UNCONFIRMED_TEXT
+    )
+    return requeued, unconfirmed
+
+
 async def recover_stale_claims(runtime: Runtime, run_ids: list[int] | None = None) -> int:
-    """Messages left in `sending` by a dead worker become `unconfirmed` (never re-sent)."""
+    """Settle what dead workers left in `sending`; returns how many messages it settled.
+
+    Never handed to the provider (`handed_at` null): back to `queued`, the attempt given
+    back, sent later by a live worker. Handed over: `unconfirmed`, never re-sent.
+    """
     assert runtime.coordination is not None
     if run_ids is None:
         # Only campaigns that can hold claims: the (campaign_id, status) index does the rest.
@@ -338,10 +383,19 @@ async def recover_stale_claims(runtime: Runtime, run_ids: list[int] | None = Non
     query = Q(claimed_by__in=sorted(dead)) if dead else Q(id__in=[])
     if None in claimers or "" in claimers:
         query |= Q(claimed_by__isnull=True) | Q(claimed_by="")
-    count = await scope.filter(query).update(status=M.UNCONFIRMED, error=UNCONFIRMED_TEXT)
-    if count:
-        log.warning("%d message(s) left in sending by a stopped worker are now unconfirmed", count)
-    return count
+    requeued = await scope.filter(query, handed_at__isnull=True).update(
+        status=M.QUEUED, claimed_by=None, attempts=F("attempts") - 1
+    )
+    unconfirmed = await scope.filter(query).update(status=M.UNCONFIRMED, error=UNCONFIRMED_TEXT)
+    if requeued:
+        log.warning(
+            "%d message(s) claimed by a stopped worker but never sent: queued again", requeued
+        )
+    if unconfirmed:
+        log.warning(
+            "%d message(s) handed over by a stopped worker are now unconfirmed", unconfirmed
+        )
+    return requeued + unconfirmed
 
 
 # --- lanes --------------------------------------------------------------------------------------
@@ -351,9 +405,47 @@ async def recover_stale_claims(runtime: Runtime, run_ids: list[int] | None = Non
 class LaneResult:
     """Why a lane stopped, and when the run wants looking at again (None: not by this lane)."""
 
-    reason: str  # done, paused, cancelled, stopped, window, retry_later, waiting, budget, gone
+    # done, paused, cancelled, stopped, window, retry_later, waiting, budget, gone, lost
+    reason: str
     wake_at: datetime | None = None
     sent: int = 0
+
+
+def batch_limit(batch_size: int, rate: float, lanes: int, avg_segments: float) -> int:
+    """Messages one lane claims at once: at most what it can send in BATCH_SECONDS.
+
+    The rate (SMS parts per second, 0: no limit) is shared by the run's lanes; a message
+    of several parts uses as many units of it.
+    """
+    if rate <= 0:
+        return batch_size
+    per_lane = rate * BATCH_SECONDS / max(1, lanes) / max(1.0, avg_segments)
+    return max(1, min(batch_size, int(per_lane)))
+
+
+def _rate_of(limiter: RateLimiter | None) -> float:
+    return float(getattr(limiter, "rate_per_second", 0.0) or 0.0) if limiter is not None else 0.0
+
+
+@dataclass
+class _Group:
+    """Messages handed over together: `at` is when the first may leave (monotonic clock)."""
+
+    at: float
+    items: list[tuple[Claimed, float]]  # each message with the time it may leave
+
+
+_BUDGET = "budget"
+_RECHECK = "recheck"  # the campaign changed status: the next step says what to do
+_background: set[asyncio.Task[Any]] = set()
+
+
+async def _shielded(coro: Any) -> None:
+    """Run a clean-up to its end even when the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    await asyncio.shield(task)
 
 
 class Lane:
@@ -371,6 +463,11 @@ class Lane:
         self.failed = 0
         self.reasons: Counter[str] = Counter()
         self.sent = 0
+        self.avg_segments = 1.0
+        # monotonic time after which no new group is handed over (set by the lane's job)
+        self.deadline: float | None = None
+        self._status_checked = 0.0
+        self._calling: set[int] = set()  # this batch's messages whose provider call started
 
     async def prepare(self) -> bool:
         run = await CampaignRun.get_or_none(id=self.run_id)
@@ -387,20 +484,32 @@ class Lane:
                 settings.send_window, settings.timezone, settings.holidays
             )
         self.sender = campaign_service.sender_of(self.campaign, settings)
+        if self.campaign.channel == "sms" and _rate_of(self._limiter("sms")) > 0:
+            average = await (
+                Message.filter(run_id=self.run_id, status=M.QUEUED)
+                .annotate(avg=Avg("segments"))
+                .values_list("avg", flat=True)
+            )
+            if average and average[0] is not None:
+                self.avg_segments = max(1.0, float(average[0]))
         return True
 
+    def _limiter(self, channel: str) -> RateLimiter | None:
+        """SMS parts share CAMPAIGNS_SEND_RATE; e-mail has its own limit, if one is set."""
+        if channel == "sms":
+            return self.runtime.rate_limiter
+        return self.runtime.extras.get("email_rate_limiter")
+
     def _batch_limit(self) -> int:
-        limit = self.cfg.batch_size
-        rate = self.runtime.settings.send_rate
-        if rate > 0:
-            # About ten seconds of sending per batch, so that a pause takes effect soon.
-            limit = min(limit, max(1, int(rate * 10)))
-        return limit
+        assert self.campaign is not None
+        rate = _rate_of(self._limiter(self.campaign.channel))
+        return batch_limit(self.cfg.batch_size, rate, self.cfg.lanes, self.avg_segments)
 
     async def step(self) -> LaneResult | None:
         """One batch; a LaneResult when the lane should stop, None to go on."""
         assert self.campaign is not None and self.window is not None
         status = await Campaign.filter(id=self.campaign.id).values_list("status", flat=True)
+        self._status_checked = time.monotonic()
         now = self.runtime.clock()
         if not status:
             return LaneResult("gone")
@@ -416,21 +525,68 @@ class Lane:
         batch = await claim_batch(self.run_id, self.worker_id, self._batch_limit(), now)
         if not batch:
             return await self._idle(now)
-        batch = await skip_opted_out(batch, self.worker_id, now)
-        results = await self._send(batch)
-        tally, reasons = await record_results(
-            self.runtime, self.worker_id, results, self.runtime.clock()
-        )
+        self._calling = set()
+        try:
+            batch = await skip_opted_out(batch, self.worker_id, now)
+            results, stop = await self._send(batch)
+            tally, reasons = await record_results(
+                self.runtime, self.worker_id, results, self.runtime.clock()
+            )
+        except BaseException:
+            # Cut off (arq's timeout, SIGTERM, a database error): nothing stays `sending`
+            # under this live worker, or the run would wait for it forever.
+            await _shielded(self._abandon([m.id for m in batch]))
+            raise
         self.sent += tally.submitted
         self.tried += tally.submitted + tally.failed + tally.unconfirmed
         self.failed += tally.failed
         self.reasons.update(reasons)
         if await self._auto_pause():
             return LaneResult("paused")
-        return None
+        if stop is None or stop.reason == _RECHECK:
+            return None
+        if stop.reason == _BUDGET:
+            return LaneResult(_BUDGET, None, self.sent)
+        return stop
 
-    async def _idle(self, now: datetime) -> LaneResult:
-        """Nothing to claim: wait for retries or other workers, or close the run."""
+    async def _abandon(self, ids: list[int]) -> None:
+        try:
+            requeued, unconfirmed = await release_claims(
+                self.worker_id, ids, set(ids) - self._calling
+            )
+        except Exception:
+            log.exception("run %s: claims of an interrupted batch not released", self.run_id)
+            return
+        log.warning(
+            "run %s: batch interrupted, %d message(s) queued again, %d unconfirmed",
+            self.run_id,
+            requeued,
+            unconfirmed,
+        )
+
+    async def release_orphans(self) -> None:
+        """Settle this worker's claims in the run that an earlier lane could not release.
+
+        Called when a lane starts: a process works a run with one lane at a time, so
+        any `sending` claim of this worker in the run belongs to no running batch.
+        """
+        requeued, unconfirmed = await release_claims(
+            self.worker_id,
+            await Message.filter(
+                run_id=self.run_id, claimed_by=self.worker_id, status=M.SENDING
+            ).values_list("id", flat=True),
+            set(),
+        )
+        if requeued or unconfirmed:
+            log.warning(
+                "run %s: %d earlier claim(s) queued again, %d unconfirmed",
+                self.run_id,
+                requeued,
+                unconfirmed,
+            )
+
+    async def _idle(self, now: datetime) -> LaneResult | None:
+        """Nothing to claim: wait for retries or other workers, or close the run (None: go on)."""
         queued = Message.filter(run_id=self.run_id, status=M.QUEUED)
         due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
         poll = now + timedelta(seconds=self.cfg.idle_poll)
@@ -440,6 +596,8 @@ class Lane:
             await recover_stale_claims(self.runtime, [self.run_id])
             if await Message.filter(run_id=self.run_id, status=M.SENDING).exists():
                 return LaneResult("waiting", poll)
+            if await queued.filter(due).exists():
+                return None  # a dead worker's unsent claims are back in the queue
         earliest = await queued.annotate(first=Min("next_attempt_at")).values_list(
             "first", flat=True
         )
@@ -448,35 +606,143 @@ class Lane:
         await campaign_service.finish_run(self.run_id, now)
         return LaneResult("done")
 
-    async def _send(self, batch: list[Claimed]) -> list[tuple[Claimed, SendResult]]:
+    async def _send(
+        self, batch: list[Claimed]
+    ) -> tuple[list[tuple[Claimed, SendResult]], LaneResult | None]:
+        """Plan, hand over and send the batch; the results, and why it stopped early if so."""
+        results: list[tuple[Claimed, SendResult]] = []
+        sendable: list[Claimed] = []
+        for message in batch:
+            if message.address:
+                sendable.append(message)
+            else:
+                results.append(
+                    (message, SendResult(Outcome.FAILED, parts=0, reason="campaigns:no-address"))
+                )
+        try:
+            groups = await self._plan(sendable)
+        except Exception as exc:
+            # The limiter (Redis) failed before anything left: the batch waits in the queue.
+            log.warning("run %s: rate limit unavailable (%s)", self.run_id, type(exc).__name__)
+            await release_claims(self.worker_id, [m.id for m in sendable], set())
+            retry = self.runtime.clock() + timedelta(seconds=self.cfg.idle_poll)
+            return results, LaneResult("waiting", retry)
+        sent, stop = await self._hand_over(groups)
+        return results + sent, stop
+
+    async def _plan(self, messages: list[Claimed]) -> list[_Group]:
+        """Reserve each message's place in the rate limit, in order; group by planned time."""
+        groups: list[_Group] = []
+        for message in messages:
+            limiter = self._limiter(message.channel)
+            at = time.monotonic()
+            if limiter is not None:
+                units = message.segments if message.channel == "sms" else 1
+                at += await limiter.reserve(units)
+            last = groups[-1] if groups else None
+            if (
+                last is not None
+                and at < last.at + GROUP_SPAN
+                and len(last.items) < self.cfg.concurrency
+            ):
+                last.items.append((message, at))
+            else:
+                groups.append(_Group(at, [(message, at)]))
+        return groups
+
+    async def _hand_over(
+        self, groups: list[_Group]
+    ) -> tuple[list[tuple[Claimed, SendResult]], LaneResult | None]:
+        """Group after group: wait for its time, check, mark handed in one UPDATE, send.
+
+        Sends overlap across groups, `concurrency` at a time; at most twice that many
+        are handed over and unfinished, so that a crash leaves few handed messages
+        that had not yet reached the provider.
+        """
         semaphore = asyncio.Semaphore(self.cfg.concurrency)
+        ahead = 2 * self.cfg.concurrency
+        tasks: list[asyncio.Task[tuple[Claimed, SendResult]]] = []
+        unfinished: set[asyncio.Task[tuple[Claimed, SendResult]]] = set()
+        stop: LaneResult | None = None
+        try:
+            for index, group in enumerate(groups):
+                delay = group.at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                while unfinished and len(unfinished) + len(group.items) > ahead:
+                    _, unfinished = await asyncio.wait(
+                        unfinished, return_when=asyncio.FIRST_COMPLETED
+                    )
+                stop = await self._interrupted()
+                if stop is not None:
+                    rest = [m.id for later in groups[index:] for m, _ in later.items]
+                    await release_claims(self.worker_id, rest, set())
+                    break
+                handed = await self._hand([m.id for m, _ in group.items])
+                for message, at in group.items:
+                    if message.id in handed:
+                        task = asyncio.create_task(self._call(message, at, semaphore))
+                        tasks.append(task)
+                        unfinished.add(task)
+            return list(await asyncio.gather(*tasks)), stop
+        except BaseException:
+            for task in tasks:
+                task.cancel()  # those not yet in the provider's hands never will be
+            raise
 
-        async def one(message: Claimed) -> tuple[Claimed, SendResult]:
-            async with semaphore:
-                return message, await self._send_one(message)
+    async def _interrupted(self) -> LaneResult | None:
+        """Why the next group must not be handed over, if it must not."""
+        assert self.campaign is not None and self.window is not None
+        now = self.runtime.clock()
+        if not self.window.is_open(now):
+            return LaneResult("window", self.window.next_open(now))
+        stopping = self.runtime.extras.get("stopping")
+        if (self.deadline is not None and time.monotonic() >= self.deadline) or (
+            stopping is not None and stopping()
+        ):
+            return LaneResult(_BUDGET)
+        if time.monotonic() - self._status_checked >= _STATUS_EVERY:
+            status = await Campaign.filter(id=self.campaign.id).values_list("status", flat=True)
+            self._status_checked = time.monotonic()
+            if not status or status[0] != CampaignStatus.RUNNING:
+                return LaneResult(_RECHECK)
+        return None
 
-        return list(await asyncio.gather(*(one(m) for m in batch)))
+    async def _hand(self, ids: list[int]) -> set[int]:
+        """Mark the group handed over; the ids still ours to send (normally all of them)."""
+        now = self.runtime.clock()
+        mine = Message.filter(id__in=ids, claimed_by=self.worker_id, status=M.SENDING)
+        if await mine.update(handed_at=now) == len(ids):
+            return set(ids)
+        # Some claims were taken from us meanwhile (superseded by the campaign's next run,
+        # or given back after our heartbeat was missed): only the others are sent.
+        return set(await mine.filter(handed_at__isnull=False).values_list("id", flat=True))
+
+    async def _call(
+        self, message: Claimed, at: float, semaphore: asyncio.Semaphore
+    ) -> tuple[Claimed, SendResult]:
+        delay = at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # its own place in the rate limit, within the group
+        async with semaphore:
+            self._calling.add(message.id)
+            return message, await self._send_one(message)
 
     async def _send_one(self, message: Claimed) -> SendResult:
+        """The provider call; any error from it is an unknown outcome (it may have left)."""
         runtime = self.runtime
-        if not message.address:
-            return SendResult(Outcome.FAILED, parts=0, reason="campaigns:no-address")
         try:
             if message.channel == "sms":
-                if runtime.rate_limiter is not None:
-                    await runtime.rate_limiter.wait(message.segments)
                 assert runtime.sms is not None, "no SMS provider"
                 return await runtime.sms.send_sms(
                     SmsRequest(
                         message_id=str(message.id),
-                        to=message.address,
+                        to=message.address or "",
                         sender=self.sender,
                         text=message.text,
                         unicode=(message.encoding or "").upper().startswith("UCS"),
                     )
                 )
-            if runtime.rate_limiter is not None:
-                await runtime.rate_limiter.wait(1)
             assert runtime.email is not None, "no e-mail provider"
             return await runtime.email.send_email(self._email(message))
         except asyncio.CancelledError:
@@ -595,19 +861,25 @@ async def run_lane(runtime: Runtime, run_id: int, slot: int, chain: str, bounces
 
 
 async def _run_with_lease(runtime: Runtime, run_id: int, lease: str, chain: str) -> LaneResult:
-    """Lane.run, renewing the lease every batch."""
+    """Batches until the lane must stop, renewing the lease before each; no new group
+    is handed over after the lane's budget (the rest of a batch goes back to the queue)."""
     assert runtime.coordination is not None
     lane = Lane(runtime, run_id)
     if not await lane.prepare():
         return LaneResult("gone")
-    deadline = time.monotonic() + runtime.dispatch.lane_budget
+    await lane.release_orphans()
+    lane.deadline = time.monotonic() + runtime.dispatch.lane_budget
     while True:
-        await runtime.coordination.acquire(lease, chain, runtime.dispatch.heartbeat_ttl)
+        if not await runtime.coordination.acquire(lease, chain, runtime.dispatch.heartbeat_ttl):
+            # The lease expired and another chain holds the slot now: two lanes on one
+            # slot would multiply the lanes of the run, so this one stops.
+            log.warning("run %s: lane lease %s lost, lane stopped", run_id, lease)
+            return LaneResult("lost", None, lane.sent)
         result = await lane.step()
         if result is not None:
             return result
         stopping = runtime.extras.get("stopping")
-        if time.monotonic() >= deadline or (stopping is not None and stopping()):
+        if time.monotonic() >= lane.deadline or (stopping is not None and stopping()):
             return LaneResult("budget", None, lane.sent)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from campaigns.models import (
 )
 from campaigns.runtime import Runtime
 from campaigns.templates_store import TemplateContent, create_template
+from providers.base import SendResult, SmsProvider, SmsRequest
 
 ACTOR = Actor(None, "coordination@ccas.test", "coordinator")
 SMS_BODY = "{{ ccas.name }} : Bonjour {{ person.first_name }}, appelez le {{ ccas.hotline }}."
@@ -34,6 +36,26 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+class ProbeSms:
+    """A real SMS provider with a look around before each send: what the database held
+    when the provider was called, a clock moved, a send that never returns."""
+
+    name = "probe"
+
+    def __init__(self, inner: SmsProvider, before: Callable[[SmsRequest], Awaitable[None]]) -> None:
+        self.inner = inner
+        self.before = before
+        self.calls: list[str] = []
+
+    async def send_sms(self, req: SmsRequest) -> SendResult:
+        self.calls.append(req.message_id)
+        await self.before(req)
+        return await self.inner.send_sms(req)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def mobile(i: int) -> str:

@@ -1,8 +1,9 @@
 """Real `campaigns worker` processes against PostgreSQL, Redis and the Vonage emulator (real SDK).
 
 One test kills a worker with SIGKILL mid-campaign and proves at the emulator that no
-recipient got two messages; the other runs a campaign end to end, launched over HTTP,
-with signed delivery receipts posted back to the app's status webhook.
+recipient got two messages, and that what the dead worker had claimed but not yet
+handed to the provider is sent after all, once; the other runs a campaign end to end,
+launched over HTTP, with signed delivery receipts posted back to the app's status webhook.
 """
 
 from __future__ import annotations
@@ -155,8 +156,10 @@ def workers(
         VONAGE_CA_FILE=str(emulator.ca_file),
         CAMPAIGNS_SEND_WINDOW="always",
         CAMPAIGNS_TIMEZONE="Europe/Paris",
-        CAMPAIGNS_SEND_RATE="0",
-        CAMPAIGNS_BATCH_SIZE="20",
+        # Paced: a batch of 60 is handed over in groups for two seconds, so a kill lands
+        # on a batch partly handed over.
+        CAMPAIGNS_SEND_RATE="30",
+        CAMPAIGNS_BATCH_SIZE="60",
         CAMPAIGNS_SEND_CONCURRENCY="8",
         CAMPAIGNS_WORKER_HEARTBEAT="2",
         CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
@@ -192,16 +195,28 @@ async def test_a_killed_worker_never_causes_a_second_message(
     campaign_id = launched["campaign_id"]
     assert await counts(campaign_id) == {"queued": 300}
 
-    await wait_for(lambda: _received_at_least(emulator, 90), 30, "first sends", workers)
+    async def mid_batch() -> bool:
+        # Half-way through the second batch: some of its claims handed over, some not yet.
+        if len(emulator.received) < 90:
+            return False
+        claims = Message.filter(campaign_id=campaign_id, status=M.SENDING)
+        return (
+            await claims.filter(handed_at__isnull=True).exists()
+            and await claims.filter(handed_at__isnull=False).exists()
+        )
+
+    await wait_for(mid_batch, 40, "first sends", workers)
     # The receipts of what is in flight now come late: first the messages caught by the
     # kill must be found unconfirmed, then their receipts settle them.
     emulator.update(dlr_delay_ms=10_000)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    in_flight = set(
-        await Message.filter(campaign_id=campaign_id, status=M.SENDING).values_list("id", flat=True)
+    claims = await Message.filter(campaign_id=campaign_id, status=M.SENDING).values_list(
+        "id", "handed_at"
     )
-    assert in_flight, "the worker was killed between batches: nothing to prove"
+    handed = {mid for mid, at in claims if at is not None}
+    not_handed = {mid for mid, at in claims if at is None}
+    assert not_handed, "the worker was killed between batches: nothing to prove"
     await asyncio.sleep(2.5)  # its heartbeat expires
     workers.start()
 
@@ -214,7 +229,7 @@ async def test_a_killed_worker_never_causes_a_second_message(
         seen_unconfirmed.update(ids)
         return bool(ids)
 
-    await wait_for(unconfirmed, 20, "the dead worker's claims to be unconfirmed", workers)
+    await wait_for(unconfirmed, 20, "the dead worker's handed claims to be unconfirmed", workers)
     emulator.update(dlr_delay_ms=50)
 
     async def finished() -> bool:
@@ -236,15 +251,26 @@ async def test_a_killed_worker_never_causes_a_second_message(
         return all((status == M.DELIVERED) == (mid in reached) for mid, status in rows)
 
     await wait_for(settled, 30, "receipts to settle every message that left", workers)
-    rows = dict(await Message.filter(campaign_id=campaign_id).values_list("id", "status"))
+    rows = {
+        mid: (status, attempts)
+        for mid, status, attempts in await Message.filter(campaign_id=campaign_id).values_list(
+            "id", "status", "attempts"
+        )
+    }
     assert len(rows) == 300
-    never_left = {mid for mid, status in rows.items() if mid not in reached}
-    assert all(rows[mid] == M.UNCONFIRMED for mid in never_left)
-    assert never_left <= in_flight  # only a claim caught by the kill can be left unsent
+    # Claimed but never handed over: queued again by the next worker, sent exactly once,
+    # the dead worker's attempt given back.
+    assert not_handed <= reached
+    assert all(rows[mid] == (M.DELIVERED, 1) for mid in not_handed)
+    # Only what had been handed over can be unconfirmed, and left unsent.
+    assert seen_unconfirmed <= handed
+    never_left = {mid for mid in rows if mid not in reached}
+    assert never_left <= handed
+    assert all(rows[mid][0] == M.UNCONFIRMED for mid in never_left)
     # Those caught in flight that had in fact left went unconfirmed, then their receipt came.
     settled_by_receipt = seen_unconfirmed & reached
-    assert settled_by_receipt, (seen_unconfirmed, in_flight)
-    assert all(rows[mid] == M.DELIVERED for mid in settled_by_receipt)
+    assert settled_by_receipt, (seen_unconfirmed, handed)
+    assert all(rows[mid][0] == M.DELIVERED for mid in settled_by_receipt)
 
 
 async def _received_at_least(emulator: VonageEmulator, n: int) -> bool:

@@ -305,6 +305,7 @@ class Migration(migrations.Migration):
                 ('next_attempt_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('price', fields.DecimalField(null=True, max_digits=10, decimal_places=5)),
                 ('claimed_by', fields.CharField(null=True, max_length=64)),
+                ('handed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('sent_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('settled_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),

@@ -138,6 +138,9 @@ class Message(Model):
     next_attempt_at = fields.DatetimeField(null=True)
     price = fields.DecimalField(max_digits=10, decimal_places=5, null=True)
     claimed_by = fields.CharField(max_length=64, null=True)
+    # Written just before the provider call (null while only claimed): after a crash a
+    # message never handed over goes back to the queue, a handed one becomes unconfirmed.
+    handed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     sent_at = fields.DatetimeField(null=True)
     settled_at = fields.DatetimeField(null=True)
