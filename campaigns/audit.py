@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from campaigns.models import AuditEvent
@@ -62,3 +63,11 @@ async def record_many(
         ],
         batch_size=500,
     )
+
+
+async def purge_before(moment: datetime) -> int:
+    """Drop the events older than the retention period (DOMAIN.md: 6 to 12 months).
+
+    The only deletion the trail knows, by age alone, never of chosen rows.
+    """
+    return await AuditEvent.filter(at__lt=moment).delete()

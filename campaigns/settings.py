@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=200, ge=1, le=10_000, validation_alias=_env("CAMPAIGNS_BATCH_SIZE")
     )
+    audit_retention_days: int = Field(
+        default=365, ge=180, le=3650, validation_alias=_env("CAMPAIGNS_AUDIT_RETENTION_DAYS")
+    )
     secure_cookies: bool = Field(default=False, validation_alias=_env("CAMPAIGNS_SECURE_COOKIES"))
     # Escalation queues' due times: "urgence=1h,rappel=24oh,triage=48h" (oh: opening hours).
     queues: str = Field(default=DEFAULT_QUEUES_SPEC, validation_alias=_env("CAMPAIGNS_QUEUES"))
@@ -143,6 +146,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CAMPAIGNS_SECRET_KEY est obligatoire dès qu'un vrai canal d'envoi est configuré "
                 "(au moins 32 caractères aléatoires)"
+            )
+        if self.sms_provider == "vonage" and not self.vonage_signature_secret:
+            # Unsigned webhooks would let anyone post a STOP that silences a person, a
+            # START that lifts an opt-out, or a false distress.
+            raise ValueError(
+                "VONAGE_SIGNATURE_SECRET est obligatoire avec CAMPAIGNS_SMS_PROVIDER=vonage "
+                "(activez les webhooks signés dans le tableau de bord Vonage)"
             )
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ValueError("CAMPAIGNS_SECRET_KEY doit compter au moins 32 caractères")

@@ -75,6 +75,9 @@ async def login(page: Any, base_url: str, email: str, password: str = PASSWORD) 
     await page.wait_for_selector("h1:has-text('Tableau de bord')")
 
 
+SIGNATURE_SECRET = "secret-de-signature-des-webhooks"
+
+
 @dataclass
 class LiveApp:
     """The web app on a real port, sending to the Vonage emulator with the in-process worker."""
@@ -97,6 +100,8 @@ async def live_app(database_url: str, tmp_path: Path) -> AsyncIterator[LiveApp]:
     settings = Settings(
         CAMPAIGNS_DATABASE_URL=database_url,
         CAMPAIGNS_SMS_PROVIDER="vonage",
+        VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET,
+        VONAGE_SIGNATURE_METHOD="sha256",
         VONAGE_API_KEY="emulator-key",
         VONAGE_API_SECRET="emulator-secret",
         VONAGE_SMS_HOST=emulator.rest_host,
@@ -117,7 +122,11 @@ async def live_app(database_url: str, tmp_path: Path) -> AsyncIterator[LiveApp]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     base_url = f"http://127.0.0.1:{port}"
-    emulator.update(dlr_url=f"{base_url}/webhooks/vonage/status")
+    emulator.update(
+        dlr_url=f"{base_url}/webhooks/vonage/status",
+        dlr_signature_secret=SIGNATURE_SECRET,
+        dlr_signature_method="sha256",
+    )
     for role in Role:
         await staff_service.create_staff(f"{role.value}@ccas.test", role, password=PASSWORD)
     try:

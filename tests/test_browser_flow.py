@@ -14,7 +14,16 @@ import aiohttp
 import pytest
 
 from campaigns.models import Escalation, EscalationStatus, Message
-from tests.browser import launch, live_app, login, require_chromium, screenshot, shared_data
+from campaigns.webhook_signatures import sign_params
+from tests.browser import (
+    SIGNATURE_SECRET,
+    launch,
+    live_app,
+    login,
+    require_chromium,
+    screenshot,
+    shared_data,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -131,7 +140,14 @@ async def test_whole_flow_in_chromium(sqlite_template: Path, tmp_path: Path) -> 
             "message-timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         }
         async with aiohttp.ClientSession() as http:
-            posted = await http.post(f"{base}/webhooks/vonage/inbound", json=inbound)
+            signed = sign_params(
+                inbound,
+                SIGNATURE_SECRET,
+                "sha256",
+                int(datetime.now(UTC).timestamp()),
+                nonce="browser-flow",
+            )
+            posted = await http.post(f"{base}/webhooks/vonage/inbound", json=signed)
             assert posted.status < 300
 
         async def escalated() -> bool:

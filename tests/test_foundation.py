@@ -85,6 +85,7 @@ def test_only_the_documented_names_are_read(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_a_real_channel_requires_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAMPAIGNS_SMS_PROVIDER", "vonage")
+    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "signature")
     with pytest.raises(SettingsError) as err:
         load_settings(None)
     assert "CAMPAIGNS_SECRET_KEY" in str(err.value)
@@ -129,3 +130,13 @@ def test_worker_tuning_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SettingsError) as err:
         load_tuning()
     assert "CAMPAIGNS_SEND_CONCURRENCY" in str(err.value)
+
+
+def test_vonage_requires_signed_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAMPAIGNS_SMS_PROVIDER", "vonage")
+    monkeypatch.setenv("CAMPAIGNS_SECRET_KEY", "s" * 32)
+    with pytest.raises(SettingsError) as err:
+        load_settings(None)
+    assert "VONAGE_SIGNATURE_SECRET" in str(err.value)
+    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "signature")
+    assert load_settings(None).vonage_signature_secret == "signature"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from campaigns import replies
-from campaigns.models import Escalation, EscalationStatus
+from campaigns.models import AuditEvent, Escalation, EscalationStatus
 from workers import jobs
 from workers.settings import _cron_jobs, _functions
 
@@ -35,6 +35,9 @@ async def test_tick_runs_every_upkeep_step(runtime) -> None:
         status=EscalationStatus.OPEN,
         due_at=now - timedelta(hours=2),
     )
+    old = await AuditEvent.create(actor_label="système", action="test.old", object_type="x")
+    await AuditEvent.filter(id=old.id).update(at=now - timedelta(days=400))
+    recent = await AuditEvent.create(actor_label="système", action="test.new", object_type="x")
     done = await jobs.tick({"runtime": runtime})
     assert set(done) == {
         "started",
@@ -43,8 +46,13 @@ async def test_tick_runs_every_upkeep_step(runtime) -> None:
         "replies_finalised",
         "escalations_woken",
         "escalations_overdue",
+        "audit_purged",
     }
     assert done["escalations_woken"] == 1
     assert done["escalations_overdue"] == 1
     assert (await Escalation.get(id=snoozed.id)).status == EscalationStatus.OPEN
     assert (await Escalation.get(id=overdue.id)).overdue_notified_at is not None
+    # The trail keeps CAMPAIGNS_AUDIT_RETENTION_DAYS (365 by default), then forgets.
+    assert done["audit_purged"] >= 1
+    assert not await AuditEvent.filter(id=old.id).exists()
+    assert await AuditEvent.filter(id=recent.id).exists()

@@ -150,6 +150,7 @@ def workers(
         CAMPAIGNS_REDIS_URL=REDIS_URL,
         CAMPAIGNS_QUEUE_NAME=queue_name,
         CAMPAIGNS_SMS_PROVIDER="vonage",
+        VONAGE_SIGNATURE_SECRET=SIGNING,
         VONAGE_API_KEY=KEY,
         VONAGE_API_SECRET=SECRET,
         VONAGE_SMS_HOST=emulator.rest_host,

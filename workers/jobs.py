@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
-from campaigns import campaign_service, dispatch
+from campaigns import audit, campaign_service, dispatch
 from campaigns.runtime import Runtime
 from workers import escalation_jobs, reply_jobs
 
@@ -52,6 +53,7 @@ async def tick(ctx: dict[str, Any]) -> dict[str, int]:
         "replies_finalised": lambda: reply_jobs.finalise_incomplete_replies(ctx),
         "escalations_woken": lambda: escalation_jobs.wake_snoozed_escalations(ctx),
         "escalations_overdue": lambda: escalation_jobs.flag_overdue_escalations(ctx),
+        "audit_purged": lambda: _purge_audit(runtime),
     }
     done: dict[str, int] = {}
     for name, step in steps.items():
@@ -62,6 +64,11 @@ async def tick(ctx: dict[str, Any]) -> dict[str, int]:
             continue
         done[name] = len(result) if isinstance(result, list | tuple | set) else int(result)
     return done
+
+
+async def _purge_audit(runtime: Runtime) -> int:
+    retention = timedelta(days=runtime.settings.audit_retention_days)
+    return await audit.purge_before(runtime.clock() - retention)
 
 
 async def on_worker_start(runtime: Runtime) -> None:

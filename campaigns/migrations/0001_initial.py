@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                 ('object_id', fields.CharField(null=True, max_length=64)),
                 ('detail', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
             ],
-            options={'table': 'audit_event', 'app': 'models', 'indexes': [Index(fields=['object_type', 'object_id']), Index(fields=['actor_id', 'at']), Index(fields=['action', 'at'])], 'pk_attr': 'id'},
+            options={'table': 'audit_event', 'app': 'models', 'indexes': [Index(fields=['at']), Index(fields=['object_type', 'object_id']), Index(fields=['actor_id', 'at']), Index(fields=['action', 'at'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

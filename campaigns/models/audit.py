@@ -22,7 +22,7 @@ class AuditEvent(Model):
 
     class Meta:
         table = "audit_event"
-        indexes = (("object_type", "object_id"), ("actor_id", "at"), ("action", "at"))
+        indexes = (("at",), ("object_type", "object_id"), ("actor_id", "at"), ("action", "at"))
 
     async def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._saved_in_db:
