@@ -1047,21 +1047,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
-CSV_COLUMNS = (
-    "id",
-    "run_id",
-    "person_id",
-    "channel",
-    "address",
-    "status",
-    "skip_reason",
-    "error",
-    "encoding",
-    "segments",
-    "attempts",
-    "sent_at",
-    "settled_at",
-)
+CSV_COLUMNS = MESSAGE_FIELDS
 
 
 async def messages_csv(campaign_id: int, *, status: str | None = None) -> AsyncIterator[str]:

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from campaigns.nonce_store import MemoryNonceStore, NonceStore, RedisNonceStore
 from campaigns.runtime import Runtime
-from campaigns.webhook_payloads import PayloadError, decode_json_body, merge_request_params
+from campaigns.webhook_payloads import (
+    PayloadError,
+    decode_json_body,
+    is_empty_probe,
+    merge_request_params,
+)
+from campaigns.webhook_signatures import SignatureError, verify_signature
 
-__all__ = ["FORM_TYPES", "NONCE_STORE", "error_response", "nonce_store", "read_params"]
+__all__ = [
+    "FORM_TYPES",
+    "NONCE_STORE",
+    "Checked",
+    "check_request",
+    "error_response",
+    "nonce_store",
+    "read_params",
+]
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 NONCE_STORE = "nonce_store"  # key in Runtime.extras: a store set there wins (tests, benchmarks)
@@ -44,3 +60,37 @@ async def read_params(request: web.Request) -> dict[str, str]:
         elif (await request.read()).strip():
             raise PayloadError("unsupported_content_type", "type de contenu non pris en charge")
     return merge_request_params(request.query, form, body)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A webhook request whose parameters were read and whose signature holds."""
+
+    params: dict[str, str]
+    # To record once the request's effect is stored (not before: Vonage's retry of a
+    # request that failed with a 5xx carries the same nonce).
+    nonce: str
+
+
+async def check_request(request: web.Request, runtime: Runtime) -> Checked | web.Response:
+    """Read and verify a Vonage webhook; a Response (probe, 400, 401) ends the handling."""
+    settings = runtime.settings
+    try:
+        params = await read_params(request)
+    except PayloadError as exc:
+        return error_response(400, exc.code, exc.detail)
+    if is_empty_probe(params):
+        return web.json_response({"status": "ok"})
+    nonce = ""
+    if settings.vonage_signature_secret:
+        try:
+            verify_signature(
+                params,
+                secret=settings.vonage_signature_secret,
+                method=settings.vonage_signature_method,
+                now=runtime.clock(),
+            )
+        except SignatureError as exc:
+            return error_response(401, exc.code, exc.detail)
+        nonce = params.get("nonce", "").strip()
+    return Checked(params, nonce)

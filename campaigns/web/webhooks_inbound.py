@@ -10,9 +10,15 @@ from aiohttp import web
 from campaigns.replies import enqueue_processing, receive_inbound
 from campaigns.web.api import ApiRouter
 from campaigns.web.keys import RUNTIME
-from campaigns.web.webhook_requests import NONCE_STORE, error_response, nonce_store, read_params
-from campaigns.webhook_payloads import PayloadError, is_empty_probe, parse_inbound
-from campaigns.webhook_signatures import SignatureError, verify_signature
+from campaigns.web.webhook_requests import (
+    NONCE_STORE,
+    check_request,
+    error_response,
+    nonce_store,
+    read_params,
+)
+from campaigns.webhook_payloads import PayloadError, parse_inbound
+from campaigns.webhook_signatures import SignatureError
 
 router = ApiRouter("webhooks")
 log = logging.getLogger(__name__)
@@ -24,25 +30,10 @@ __all__ = ["INBOUND_PATH", "NONCE_STORE", "inbound", "nonce_store", "read_params
 
 async def inbound(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    settings = runtime.settings
-    try:
-        params = await read_params(request)
-    except PayloadError as exc:
-        return error_response(400, exc.code, exc.detail)
-    if is_empty_probe(params):
-        return web.json_response({"status": "ok"})
-    nonce = ""
-    if settings.vonage_signature_secret:
-        try:
-            verify_signature(
-                params,
-                secret=settings.vonage_signature_secret,
-                method=settings.vonage_signature_method,
-                now=runtime.clock(),
-            )
-        except SignatureError as exc:
-            return error_response(401, exc.code, exc.detail)
-        nonce = params.get("nonce", "").strip()
+    checked = await check_request(request, runtime)
+    if isinstance(checked, web.Response):
+        return checked
+    params, nonce = checked.params, checked.nonce
     try:
         sms = parse_inbound(params)
     except PayloadError as exc:
