@@ -10,6 +10,8 @@ default 16), `CAMPAIGNS_DISPATCH_LANES` (workers sharing one run, default 4 with
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,9 +19,11 @@ from campaigns.clock import Clock, utcnow
 from campaigns.rate_limit import make_rate_limiter
 from campaigns.runtime import DispatchConfig, Runtime
 from campaigns.send_window import parse_send_window
-from campaigns.settings import Settings, SettingsError, settings_error
+from campaigns.settings import Settings, SettingsError, production_warnings, settings_error
 
 __all__ = ["WorkerTuning", "build_runtime", "close_runtime", "load_tuning"]
+
+log = logging.getLogger(__name__)
 
 
 class WorkerTuning(BaseSettings):
@@ -108,6 +112,8 @@ async def build_runtime(
     except RuleFileError as exc:
         raise SettingsError(f"Configuration invalide :\n  {ENV_VAR}: {exc}") from None
     tuning = tuning or load_tuning()
+    for warning in production_warnings(settings):
+        log.warning("configuration : %s", warning)
     runtime = Runtime(settings=settings, clock=clock)
     runtime.dispatch = DispatchConfig(
         batch_size=settings.batch_size,

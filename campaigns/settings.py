@@ -6,6 +6,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -166,6 +167,32 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def production_warnings(settings: Settings) -> list[str]:
+    """What is allowed but probably a mistake once real messages leave (said at start-up)."""
+    if settings.sms_provider == "console":
+        return []
+    warnings = []
+    host = urlsplit(settings.public_url).hostname or ""
+    if host in {"127.0.0.1", "localhost", "::1"}:
+        warnings.append(
+            "CAMPAIGNS_PUBLIC_URL désigne cette machine : les liens de désabonnement et des "
+            "alertes, et les webhooks Vonage, ne seront pas joignables de l'extérieur"
+        )
+    if not settings.smtp_host and settings.email_provider != "smtp":
+        warnings.append(
+            "aucun serveur SMTP (CAMPAIGNS_SMTP_HOST) : les alertes « urgence » aux travailleurs "
+            "sociaux iront dans la boîte d'envoi locale, personne ne les recevra"
+        )
+    if not any(c.isdigit() for c in settings.sms_sender) or any(
+        c.isalpha() for c in settings.sms_sender
+    ):
+        warnings.append(
+            "CAMPAIGNS_SMS_SENDER est alphanumérique : les destinataires ne pourront pas "
+            "répondre aux campagnes (un numéro virtuel Vonage est nécessaire)"
+        )
+    return warnings
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:

@@ -140,3 +140,22 @@ def test_vonage_requires_signed_webhooks(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "VONAGE_SIGNATURE_SECRET" in str(err.value)
     monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "signature")
     assert load_settings(None).vonage_signature_secret == "signature"
+
+
+def test_production_mistakes_are_named_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from campaigns.settings import production_warnings
+
+    assert production_warnings(load_settings(None)) == []  # development: nothing to say
+    monkeypatch.setenv("CAMPAIGNS_SMS_PROVIDER", "vonage")
+    monkeypatch.setenv("CAMPAIGNS_SECRET_KEY", "s" * 32)
+    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "signature")
+    warnings = production_warnings(load_settings(None))
+    assert [w.split(" ")[0] for w in warnings] == [
+        "CAMPAIGNS_PUBLIC_URL",
+        "aucun",
+        "CAMPAIGNS_SMS_SENDER",
+    ]
+    monkeypatch.setenv("CAMPAIGNS_PUBLIC_URL", "https://ccas.ville.fr")
+    monkeypatch.setenv("CAMPAIGNS_SMTP_HOST", "smtp.ville.fr")
+    monkeypatch.setenv("CAMPAIGNS_SMS_SENDER", "33644630000")
+    assert production_warnings(load_settings(None)) == []
