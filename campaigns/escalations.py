@@ -66,6 +66,7 @@ __all__ = [
     "is_overdue",
     "list_escalations",
     "open_key_for",
+    "person_history",
     "reopen",
     "require_queue",
     "resolve",
@@ -423,6 +424,44 @@ async def escalation_view(staff: Staff, escalation_id: int, runtime: Runtime) ->
         if escalation.multiple_candidates
         else [],
         "now": _now(runtime),
+    }
+
+
+async def person_history(
+    staff: Staff,
+    escalation: Escalation,
+    *,
+    messages: int = 10,
+    replies: int = 20,
+    escalations: int = 10,
+) -> dict[str, list[Any]]:
+    """The person's campaign messages, replies and other escalations that ``staff`` may see.
+
+    Managers see all of them. A caseworker sees the escalations of the queues they work,
+    the replies that fed those (``reply_ids``, ``Reply.escalation_id``) and the campaign
+    messages those replies answered: a distress reply sent to ``urgence`` says more about
+    the person than a ``rappel`` caseworker needs to know.
+    """
+    person_id = escalation.person_id
+    if person_id is None:
+        return {"messages": [], "replies": [], "escalations": []}
+    message_qs = Message.filter(person_id=person_id)
+    reply_qs = Reply.filter(person_id=person_id)
+    earlier = Escalation.filter(person_id=person_id).exclude(id=escalation.id)
+    if not _is_manager(staff):
+        queues = list(staff.queues or [])
+        worked = await Escalation.filter(person_id=person_id, queue__in=queues)
+        fed = sorted({rid for e in worked for rid in (e.reply_ids or [])})
+        reply_qs = reply_qs.filter(Q(id__in=fed) | Q(escalation_id__in=[e.id for e in worked]))
+        answered = await reply_qs.filter(message_id__isnull=False).values_list(
+            "message_id", flat=True
+        )
+        message_qs = message_qs.filter(id__in=sorted(set(answered)))
+        earlier = earlier.filter(queue__in=queues)
+    return {
+        "messages": await message_qs.order_by("-id").limit(messages),
+        "replies": await reply_qs.order_by("-received_at", "-id").limit(replies),
+        "escalations": await earlier.order_by("-id").limit(escalations),
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,6 +16,7 @@ from campaigns.errors import Conflict, Invalid, NotFound
 from campaigns.models import (
     Escalation,
     EscalationNote,
+    EscalationStatus,
     InboundPart,
     Membership,
     Message,
@@ -32,6 +33,9 @@ from campaigns.register_csv import identity_key, normalize_email, normalize_head
 MAX_PAGE_SIZE = 200
 # Digits enough to be worth reading as a phone number in a search.
 PHONE_SEARCH_DIGITS = 6
+# A caseworker keeps access to a person this long after resolving their escalation:
+# follow-up calls (did the meal delivery start? is she back home?) happen in the days after.
+FOLLOW_UP_ACCESS = timedelta(days=30)
 
 
 def _iso(value: Any) -> Any:
@@ -95,14 +99,21 @@ async def get_person(person_id: int) -> Person:
     return person
 
 
-async def can_view_person(staff: Staff, person_id: int) -> bool:
-    """Managers see everyone; a caseworker sees a person escalated in a queue they work."""
+async def can_view_person(staff: Staff, person_id: int, *, now: datetime | None = None) -> bool:
+    """Managers see everyone; a caseworker sees a person through a current escalation.
+
+    Current: in a queue they work, and not resolved or resolved within
+    ``FOLLOW_UP_ACCESS`` of ``now``. An escalation closed long ago grants nothing.
+    """
     if staff.role in (Role.ADMIN, Role.COORDINATOR):
         return True
     queues = list(staff.queues or [])
     if not queues:
         return False
-    return await Escalation.filter(person_id=person_id, queue__in=queues).exists()
+    # UTC: SQLite compares stored datetimes as UTC text.
+    since = (now or utcnow()).astimezone(UTC) - FOLLOW_UP_ACCESS
+    current = ~Q(status=EscalationStatus.RESOLVED) | Q(resolved_at__gte=since)
+    return await Escalation.filter(current, person_id=person_id, queue__in=queues).exists()
 
 
 def _search_conditions(q: str) -> list[Q]:
@@ -387,6 +398,7 @@ async def export(person_id: int, *, actor: Actor) -> dict[str, Any]:
 
 
 __all__ = [
+    "FOLLOW_UP_ACCESS",
     "PersonPatch",
     "can_view_person",
     "edit",

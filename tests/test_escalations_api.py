@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from campaigns import escalations as service
+from campaigns import people
 from campaigns.models import (
     AuditEvent,
     Campaign,
@@ -204,3 +206,148 @@ async def test_routes_declare_roles_and_appear_in_openapi(
         assert all(op["x-roles"] for op in operations.values()), path
     anonymous = await client.get("/api/v1/escalations")
     assert anonymous.status == 401
+
+
+async def two_stories(runtime: Runtime) -> dict[str, Any]:
+    """One person: a distress reply in `urgence`, a callback in `rappel`, a bare thanks.
+
+    Each reply answers its own campaign message, so what a caseworker sees of the
+    messages shows which replies they were shown.
+    """
+    person = await Person.create(
+        last_name="Lefèvre",
+        first_name="Odette",
+        identity_key="lefevre|odette|",
+        mobile="+33611223344",
+    )
+    version = await TemplateVersion.create(
+        template=await Template.create(name="Veille", channel="sms"), version=1, body="..."
+    )
+    campaign = await Campaign.create(name="Veille 2026", channel="sms", template_version=version)
+    story: dict[str, Any] = {"person": person}
+    for number, (key, queue, text) in enumerate(
+        [
+            ("urgent", "urgence", "je suis tombée dans la cuisine"),
+            ("callback", "rappel", "oui rappelez-moi"),
+            ("thanks", None, "merci beaucoup"),
+        ],
+        start=1,
+    ):
+        run = await CampaignRun.create(campaign=campaign, number=number)
+        message = await Message.create(
+            run=run,
+            campaign_id=campaign.id,
+            person_id=person.id,
+            channel="sms",
+            text=f"Message {key} : comment allez-vous ?",
+        )
+        reply = await Reply.create(
+            provider_message_id=uuid.uuid4().hex,
+            msisdn=person.mobile,
+            text=text,
+            received_at=NOW + timedelta(minutes=number),
+            person_id=person.id,
+            candidate_ids=[person.id],
+            message_id=message.id,
+            label={"urgence": "distress", "rappel": "callback"}.get(queue or "", "thanks"),
+        )
+        if queue is not None:
+            escalation = await service.escalate(
+                reply=reply, queue=queue, label=reply.label or "", runtime=runtime
+            )
+            await Reply.filter(id=reply.id).update(escalation_id=escalation.id)
+            story[key] = escalation
+    return story
+
+
+async def test_a_rappel_caseworker_never_sees_the_same_persons_distress_reply(
+    client: TestClient, tokens: Tokens, fixed: Runtime
+) -> None:
+    await works_only(["rappel"])
+    story = await two_stories(fixed)
+    caseworker = tokens.headers("caseworker")
+    refused = await client.get(f"/api/v1/escalations/{story['urgent'].id}", headers=caseworker)
+    assert refused.status == 403
+    shown = await client.get(f"/api/v1/escalations/{story['callback'].id}", headers=caseworker)
+    assert shown.status == 200
+    text = await shown.text()
+    assert "tombée" not in text and "Message urgent" not in text and "merci" not in text
+    view = await shown.json()
+    assert [r["text"] for r in view["replies"]] == ["oui rappelez-moi"]
+    assert view["message"]["text"] == "Message callback : comment allez-vous ?"
+
+    # The history behind the situation page follows the same rule; coordinators see all.
+    worker = await Staff.get(email="caseworker@ccas.test")
+    coordinator = await Staff.get(email="coordinator@ccas.test")
+    cases = [
+        (worker, ["oui rappelez-moi"], ["callback"], []),
+        (
+            coordinator,
+            ["merci beaucoup", "oui rappelez-moi", "je suis tombée dans la cuisine"],
+            ["thanks", "callback", "urgent"],
+            [story["urgent"].id],
+        ),
+    ]
+    for staff, replies, messages, others in cases:
+        history = await service.person_history(staff, story["callback"])
+        assert [r.text for r in history["replies"]] == replies, staff.email
+        assert [m.text.split()[1] for m in history["messages"]] == messages, staff.email
+        assert [e.id for e in history["escalations"]] == others, staff.email
+    everything = await client.get(
+        f"/api/v1/escalations/{story['urgent'].id}", headers=tokens.headers("coordinator")
+    )
+    assert [r["text"] for r in (await everything.json())["replies"]] == [
+        "je suis tombée dans la cuisine"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("queue", "resolved_days_ago", "caseworker_sees"),
+    [
+        ("rappel", None, True),  # still open
+        ("rappel", 1, True),
+        ("rappel", 29, True),  # follow-up calls in the days after
+        ("rappel", 31, False),  # access ends 30 days after resolution
+        ("rappel", 400, False),
+        ("urgence", None, False),  # a queue the caseworker does not work
+        ("urgence", 1, False),
+    ],
+)
+async def test_access_to_a_person_ends_30_days_after_resolution(
+    client: TestClient,
+    tokens: Tokens,
+    fixed: Runtime,
+    queue: str,
+    resolved_days_ago: int | None,
+    caseworker_sees: bool,
+) -> None:
+    await works_only(["rappel"])
+    person, escalation = await escalated(fixed, queue)
+    if resolved_days_ago is not None:
+        resolved_at = datetime.now(UTC) - timedelta(days=resolved_days_ago)
+        await Escalation.filter(id=escalation.id).update(
+            status="resolved", open_key=None, outcome="joint", resolved_at=resolved_at
+        )
+    url = f"/api/v1/people/{person.id}"
+    seen = await client.get(url, headers=tokens.headers("caseworker"))
+    assert seen.status == (200 if caseworker_sees else 403)
+    for manager in ("coordinator", "admin"):
+        assert (await client.get(url, headers=tokens.headers(manager))).status == 200
+
+
+async def test_access_window_is_counted_from_the_resolution(fixed: Runtime, tokens: Tokens) -> None:
+    await works_only(["rappel"])
+    person, escalation = await escalated(fixed, "rappel")
+    await Escalation.filter(id=escalation.id).update(
+        status="resolved", open_key=None, outcome="joint", resolved_at=NOW
+    )
+    worker = await Staff.get(email="caseworker@ccas.test")
+    window = people.FOLLOW_UP_ACCESS
+    assert window == timedelta(days=30)
+    paris = timezone(timedelta(hours=1))
+    for now, allowed in [
+        (NOW + window - timedelta(seconds=1), True),
+        ((NOW + window).astimezone(paris), True),
+        (NOW + window + timedelta(seconds=1), False),
+    ]:
+        assert await people.can_view_person(worker, person.id, now=now) is allowed, now

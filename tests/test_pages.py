@@ -13,7 +13,19 @@ import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
-from campaigns.models import AuditEvent, Escalation, OptOut, Person, Reply, Staff
+from campaigns.models import (
+    AuditEvent,
+    Campaign,
+    CampaignRun,
+    Escalation,
+    Message,
+    OptOut,
+    Person,
+    Reply,
+    Staff,
+    Template,
+    TemplateVersion,
+)
 
 PASSWORD = "mot-de-passe-solide"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -378,6 +390,67 @@ async def test_caseworker_outside_the_queue_gets_403(client, tokens) -> None:
     refused = await post_form(client, f"/situations/{escalation.id}/note", token, text="x")
     assert refused.status == 403
     assert (await client.get("/personnes")).status == 403
+
+
+async def _person_with_two_stories() -> dict[str, object]:
+    """A distress reply in `urgence` and a callback in `rappel`, each answering a message."""
+    person = await make_person()
+    version = await TemplateVersion.create(
+        template=await Template.create(name="Veille", channel="sms"), version=1, body="..."
+    )
+    campaign = await Campaign.create(name="Veille 2026", channel="sms", template_version=version)
+    story: dict[str, object] = {"person": person}
+    for number, (queue, text) in enumerate(
+        [("urgence", "je suis tombée hier soir"), ("rappel", "oui rappelez-moi")], start=1
+    ):
+        message = await Message.create(
+            run=await CampaignRun.create(campaign=campaign, number=number),
+            campaign_id=campaign.id,
+            person_id=person.id,
+            channel="sms",
+            text=f"Question {queue} : comment allez-vous ?",
+        )
+        reply = await Reply.create(
+            provider_message_id=f"in-{person.id}-{queue}",
+            msisdn=person.mobile,
+            text=text,
+            received_at=datetime.now(UTC) - timedelta(hours=3 - number),
+            person_id=person.id,
+            message_id=message.id,
+            label="distress" if queue == "urgence" else "callback",
+        )
+        escalation = await Escalation.create(
+            person_id=person.id,
+            msisdn=person.mobile,
+            queue=queue,
+            open_key=f"p{person.id}:{queue}",
+            due_at=datetime.now(UTC) + timedelta(hours=1),
+            reply_ids=[reply.id],
+        )
+        await Reply.filter(id=reply.id).update(escalation_id=escalation.id)
+        story[queue] = escalation
+    return story
+
+
+@pytest.mark.parametrize(
+    ("role", "sees_distress"), [("caseworker", False), ("coordinator", True), ("admin", True)]
+)
+async def test_situation_page_hides_replies_from_queues_the_caseworker_does_not_work(
+    client, tokens, role, sees_distress
+) -> None:
+    story = await _person_with_two_stories()
+    await Staff.filter(email="caseworker@ccas.test").update(queues=["rappel"])
+    await login(client, role)
+    callback = story["rappel"]
+    assert isinstance(callback, Escalation)
+    page = await (await client.get(f"/situations/{callback.id}")).text()
+    assert "oui rappelez-moi" in page and "Question rappel" in page
+    urgent = story["urgence"]
+    assert isinstance(urgent, Escalation)
+    for secret in ("je suis tombée", "Question urgence", f'href="/situations/{urgent.id}"'):
+        assert (secret in page) is sees_distress, secret
+    if not sees_distress:
+        assert (await client.get(f"/situations/{urgent.id}")).status == 403
 
 
 async def test_journal_filters_and_is_admin_only(client, tokens) -> None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from campaigns import escalations as service
 from campaigns.errors import DomainError, Forbidden
-from campaigns.models import Escalation, Message, Person, Reply, Role
+from campaigns.models import Escalation, Person, Role
 from campaigns.queues import OUTCOMES, QUEUE_LABELS, priority_label, rules_for
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
@@ -150,18 +150,8 @@ async def escalation_page(request: web.Request) -> web.StreamResponse | dict[str
     except Forbidden:
         return await forbidden(request)
     escalation: Escalation = view["escalation"]
-    history: dict[str, Any] = {"messages": [], "replies": [], "escalations": []}
-    if escalation.person_id is not None:
-        history["messages"] = (
-            await Message.filter(person_id=escalation.person_id).order_by("-id").limit(10)
-        )
-        history["replies"] = (
-            await Reply.filter(person_id=escalation.person_id).order_by("-received_at").limit(20)
-        )
-        earlier = Escalation.filter(person_id=escalation.person_id).exclude(id=escalation.id)
-        if staff.role is Role.CASEWORKER:
-            earlier = earlier.filter(queue__in=list(staff.queues or []))
-        history["escalations"] = await earlier.order_by("-id").limit(10)
+    # A caseworker sees only what the queues they work justify (see person_history).
+    history = await service.person_history(staff, escalation)
     now = view["now"]
     return {
         **view,
