@@ -11,7 +11,7 @@ measures the ceiling: the same SDK (`vonage`, `client.sms.send`), one client per
 in a pool of threads, straight to the emulator, in as many processes as there are
 workers (`--workers`) with as many threads as each worker has sends in flight
 (`--concurrency`); the one-process figure is printed beside it. Then the campaign is
-launched (the real `campaign_service.launch`: audience snapshot and one rendered Message
+launched (the real `campaign_launch.launch`: audience snapshot and one rendered Message
 per person, timed) and the workers send it: rate limit off, window `always`. Printed:
 launch time, the end-to-end rate (launch's enqueue to the last message recorded), the
 ceiling, the ratio. Targets (issue 3): launch under 10 s; end to end at least 60 % of
@@ -42,7 +42,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from campaigns import campaign_service  # noqa: E402
+from campaigns import campaign_launch, campaign_service  # noqa: E402
 from campaigns.audit import Actor  # noqa: E402
 from campaigns.db import close_db, init_db, migrate  # noqa: E402
 from campaigns.models import Audience, Message  # noqa: E402
@@ -327,7 +327,7 @@ async def run(args: argparse.Namespace) -> None:
             sender="CCAS",
         )
         started = time.perf_counter()
-        await campaign_service.launch(campaign.id, actor=actor, runtime=runtime)
+        await campaign_launch.launch(campaign.id, actor=actor, runtime=runtime)
         launched = time.perf_counter()
         total = await Message.filter(campaign_id=campaign.id).count()
         print(f"launch (materialisation) of {total:,} messages: {launched - started:.2f} s")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from campaigns import campaign_service
+from campaigns import campaign_launch, campaign_service
 from campaigns.audit import Actor
 from campaigns.db import close_db, init_db, migrate
 from campaigns.models import Audience, Message, OptOut
@@ -124,7 +124,7 @@ async def main(people: int) -> None:
             now=runtime.clock(),
         )
         started = time.perf_counter()
-        result = await campaign_service.launch(campaign.id, actor=actor, runtime=runtime)
+        result = await campaign_launch.launch(campaign.id, actor=actor, runtime=runtime)
         elapsed = time.perf_counter() - started
         written = await Message.filter(campaign_id=campaign.id).count()
         print(f"launch of {people} recipients on PostgreSQL: {elapsed:.2f} s")

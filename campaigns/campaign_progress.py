@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from campaigns.campaign_service import campaign_stats
+from campaigns.campaign_reports import campaign_stats
 from campaigns.models import Escalation, Message, MessageStatus, Reply
 from campaigns.settings import Settings
 

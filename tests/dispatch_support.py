@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from campaigns import campaign_service
+from campaigns import campaign_launch, campaign_service
 from campaigns.audit import Actor
 from campaigns.models import (
     Audience,
@@ -141,7 +141,7 @@ async def launch_campaign(
     campaign_id = await create_campaign(
         runtime, n, channel=channel, body=body, subject=subject, body_html=body_html
     )
-    result = await campaign_service.launch(campaign_id, actor=ACTOR, runtime=runtime)
+    result = await campaign_launch.launch(campaign_id, actor=ACTOR, runtime=runtime)
     return {"campaign_id": campaign_id, **result}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from campaigns import campaign_launch, campaign_reports
 from campaigns import campaign_service as service
 from campaigns.audit import Actor
 from campaigns.errors import Conflict, Invalid
@@ -130,7 +131,7 @@ TRANSITION_TABLE = [
 
 async def _act(action: str, campaign_id: int, rt: Runtime) -> None:
     if action == "launch":
-        await service.launch(campaign_id, actor=ACTOR, runtime=rt)
+        await campaign_launch.launch(campaign_id, actor=ACTOR, runtime=rt)
     elif action == "pause":
         await service.pause(campaign_id, actor=ACTOR)
     elif action == "resume":
@@ -172,7 +173,7 @@ async def test_launch_decides_each_recipient_with_its_skip_reason(rt: Runtime) -
     await person("Golf", mobile="+33612345604", segment="animations")  # not in the audience
 
     campaign = await make_campaign(settings=rt.settings)
-    result = await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    result = await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
 
     assert result["status"] == "running"
     assert result["recipients"] == 2
@@ -223,7 +224,7 @@ async def test_email_launch_renders_subject_text_html_and_skips_case_insensitive
         body="Bonjour {{ person.last_name }}, appelez le {{ ccas.hotline }}.",
         subject="{{ ccas.name }} prend de vos nouvelles",
     )
-    result = await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    result = await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     assert result["recipients"] == 1
     assert result["skipped_by_reason"] == {"duplicate_address": 1, "opted_out": 1}
     sent = await Message.get(campaign_id=campaign.id, status=MessageStatus.QUEUED)
@@ -244,7 +245,7 @@ async def test_unicode_template_stores_ucs2_and_its_segments(rt: Runtime) -> Non
     await person("Alpha", mobile="+33612345601")
     body = "Bonjour {{ person.first_name }}, une fête « conviviale » a lieu mercredi. " * 2
     campaign = await make_campaign(settings=rt.settings, body=body)
-    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     message = await Message.get(campaign_id=campaign.id)
     expected = analyse(message.text)
     assert message.encoding == "UCS-2" == expected.encoding
@@ -256,7 +257,7 @@ async def test_folding_is_applied_when_the_template_asks(rt: Runtime) -> None:
     await person("Alpha", mobile="+33612345601")
     body = "Une fête {{ person.first_name }}."
     campaign = await make_campaign(settings=rt.settings, body=body, fold=True)
-    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     message = await Message.get(campaign_id=campaign.id)
     assert (message.text, message.encoding) == ("Une fete Alex.", "GSM-7")
 
@@ -272,7 +273,7 @@ async def test_undefined_variable_is_refused_at_launch(rt: Runtime) -> None:
         .update(body="Bonjour {{ person.surnom }}")
     )
     with pytest.raises(Invalid) as err:
-        await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+        await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     assert err.value.code == "undefined_variable"
     assert "variable inconnue" in err.value.detail
     assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.DRAFT
@@ -286,11 +287,11 @@ async def test_cost_estimate_is_parts_times_recipients_times_price(rt: Runtime) 
     await person("Skip")  # no address: not counted
     body = "{{ person.first_name }} " + "x" * 170
     campaign = await make_campaign(settings=rt.settings, body=body)
-    preview = await service.preview_launch(campaign.id, rt)
+    preview = await campaign_launch.preview_launch(campaign.id, rt)
     assert (preview["recipients"], preview["parts"], preview["cost_estimate"]) == (3, 6, "0.39")
     assert not await Message.exists(campaign_id=campaign.id)  # a preview writes nothing
-    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
-    stats = await service.campaign_stats(campaign.id, rt.settings)
+    await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
+    stats = await campaign_reports.campaign_stats(campaign.id, rt.settings)
     assert stats["cost_estimate"] == {
         "parts": 6,
         "recipients": 3,
@@ -306,7 +307,7 @@ async def test_cost_estimate_is_parts_times_recipients_times_price(rt: Runtime) 
     await Message.filter(id=ids[0]).update(status="delivered", sent_at=T0, price=Decimal("0.1"))
     await Message.filter(id=ids[1]).update(status="delivered", sent_at=T0)
     await Message.filter(id=ids[2]).update(status="failed", sent_at=T0)
-    stats = await service.campaign_stats(campaign.id, rt.settings)
+    stats = await campaign_reports.campaign_stats(campaign.id, rt.settings)
     assert stats["parts_sent"] == 6
     assert stats["cost_actual"] == "0.36"  # 0.1 reported + 4 parts x 0.065
     assert stats["delivery_rate"] == pytest.approx(2 / 3, abs=1e-4)
@@ -317,7 +318,7 @@ async def test_cancel_marks_queued_messages_cancelled(rt: Runtime) -> None:
         await person(f"P{i}", mobile=f"+3361234560{i}")
     await person("Skip")
     campaign = await make_campaign(settings=rt.settings)
-    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     one = await Message.filter(campaign_id=campaign.id, status="queued").first()
     await Message.filter(id=one.id).update(status="submitted", sent_at=T0)  # already left
     result = await service.cancel(campaign.id, actor=ACTOR, now=T0)
@@ -327,7 +328,7 @@ async def test_cancel_marks_queued_messages_cancelled(rt: Runtime) -> None:
     )
     assert statuses == ["cancelled", "cancelled", "skipped", "submitted"]
     with pytest.raises(Conflict, match="annulée"):
-        await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+        await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
 
 
 # --- schedules ---------------------------------------------------------------------------
@@ -337,17 +338,17 @@ async def test_scheduled_campaign_starts_at_its_time_and_not_before(rt: Runtime)
     await person("Alpha", mobile="+33612345601")
     at = T0 + timedelta(hours=2)
     campaign = await make_campaign(settings=rt.settings, scheduled_at=at)
-    result = await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    result = await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     assert result["status"] == "scheduled" and result["run"] is None
     assert not await Message.exists(campaign_id=campaign.id)
 
-    assert await service.start_due_runs(rt, at - timedelta(minutes=1)) == 0
+    assert await campaign_launch.start_due_runs(rt, at - timedelta(minutes=1)) == 0
     assert not await CampaignRun.exists(campaign_id=campaign.id)
-    assert await service.start_due_runs(rt, at) == 1
+    assert await campaign_launch.start_due_runs(rt, at) == 1
     stored = await Campaign.get(id=campaign.id)
     assert stored.status == CampaignStatus.RUNNING and stored.next_run_at is None
     assert await Message.filter(campaign_id=campaign.id).count() == 1
-    assert await service.start_due_runs(rt, at + timedelta(minutes=5)) == 0  # idempotent
+    assert await campaign_launch.start_due_runs(rt, at + timedelta(minutes=5)) == 0  # idempotent
     assert await CampaignRun.filter(campaign_id=campaign.id).count() == 1
 
 
@@ -361,7 +362,7 @@ async def test_recurring_campaign_makes_one_run_every_n_days(rt: Runtime) -> Non
     """Every 3 days a new run, one message per person per run; missed days make one late run."""
     people = [await person(f"P{i}", mobile=f"+3361234560{i}") for i in range(3)]
     campaign = await make_campaign(settings=rt.settings, recurrence_days=3)
-    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     assert (await Campaign.get(id=campaign.id)).next_run_at == T0 + timedelta(days=3)
 
     # Run 1 ends: the campaign waits for its next run rather than completing.
@@ -370,9 +371,9 @@ async def test_recurring_campaign_makes_one_run_every_n_days(rt: Runtime) -> Non
     await service.finish_run(run1.id, T0 + timedelta(hours=1))
     assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.SCHEDULED
 
-    assert await service.start_due_runs(rt, T0 + timedelta(days=2, hours=23)) == 0
-    assert await service.start_due_runs(rt, T0 + timedelta(days=3)) == 1
-    assert await service.start_due_runs(rt, T0 + timedelta(days=3)) == 0
+    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=2, hours=23)) == 0
+    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=3)) == 1
+    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=3)) == 0
     run2 = await CampaignRun.get(campaign_id=campaign.id, number=2)
     per_person = sorted(await Message.filter(run_id=run2.id).values_list("person_id", flat=True))
     assert per_person == sorted(p.id for p in people)
@@ -381,8 +382,8 @@ async def test_recurring_campaign_makes_one_run_every_n_days(rt: Runtime) -> Non
     assert stored.next_run_at == T0 + timedelta(days=6)
 
     # A scheduler down for a week: one late run, and the rhythm kept from the first run.
-    assert await service.start_due_runs(rt, T0 + timedelta(days=13)) == 1
-    assert await service.start_due_runs(rt, T0 + timedelta(days=13)) == 0
+    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=13)) == 1
+    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=13)) == 0
     assert await CampaignRun.filter(campaign_id=campaign.id).count() == 3
     assert (await Campaign.get(id=campaign.id)).next_run_at == T0 + timedelta(days=15)
     assert await Message.filter(campaign_id=campaign.id).count() == 9
@@ -393,7 +394,7 @@ async def test_recurring_campaign_makes_one_run_every_n_days(rt: Runtime) -> Non
 async def test_pause_resume_hands_queued_runs_back_to_dispatch(rt: Runtime) -> None:
     await person("Alpha", mobile="+33612345601")
     campaign = await make_campaign(settings=rt.settings)
-    await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     await service.pause(campaign.id, actor=ACTOR)
     resumed = await service.resume(campaign.id, actor=ACTOR, runtime=rt)
     assert resumed.status == CampaignStatus.RUNNING
@@ -404,7 +405,7 @@ async def test_pause_resume_hands_queued_runs_back_to_dispatch(rt: Runtime) -> N
 async def test_launch_with_nobody_to_reach_completes_at_once(rt: Runtime) -> None:
     await person("Alpha")  # no address
     campaign = await make_campaign(settings=rt.settings)
-    result = await service.launch(campaign.id, actor=ACTOR, runtime=rt)
+    result = await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
     assert result["status"] == "completed"
     assert [w["code"] for w in result["warnings"]] == ["alphanumeric_sender", "no_recipients"]
     assert rt.queue.jobs == []  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from campaigns import campaign_service, dispatch
+from campaigns import campaign_launch, dispatch
 from campaigns.models import (
     Campaign,
     CampaignRun,
@@ -619,14 +619,14 @@ async def test_the_next_occurrence_cancels_what_the_previous_one_has_not_sent(
     replaces what is still queued, so nobody gets both occurrences together."""
     campaign_id = await create_campaign(rt, 5)
     await Campaign.filter(id=campaign_id).update(recurrence_days=7)
-    launched = await campaign_service.launch(campaign_id, actor=ACTOR, runtime=rt)
+    launched = await campaign_launch.launch(campaign_id, actor=ACTOR, runtime=rt)
     first_run = launched["run"]["id"]
     rt.dispatch.batch_size = 2
     lane = await prepared_lane(rt, first_run)
     assert await lane.step() is None  # two sent, three still queued
 
     rt.clock.now = T_MONDAY + timedelta(days=7)  # type: ignore[attr-defined]
-    assert await campaign_service.start_due_runs(rt, rt.clock()) == 1
+    assert await campaign_launch.start_due_runs(rt, rt.clock()) == 1
     first = await Message.filter(run_id=first_run)
     assert Counter(m.status for m in first) == {M.SUBMITTED: 2, M.CANCELLED: 3}
     assert {m.error for m in first if m.status == M.CANCELLED} == {"remplacé par l'envoi suivant"}

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from campaigns import audit, campaign_service, dispatch
+from campaigns import audit, campaign_launch, dispatch
 from campaigns.runtime import Runtime
 from workers import escalation_jobs, reply_jobs
 
@@ -47,7 +47,7 @@ async def tick(ctx: dict[str, Any]) -> dict[str, int]:
     """
     runtime = runtime_of(ctx)
     steps: dict[str, Callable[[], Awaitable[Any]]] = {
-        "started": lambda: campaign_service.start_due_runs(runtime, runtime.clock()),
+        "started": lambda: campaign_launch.start_due_runs(runtime, runtime.clock()),
         "recovered": lambda: dispatch.recover_stale_claims(runtime),
         "nudged": lambda: dispatch.kick_running_runs(runtime),
         "replies_finalised": lambda: reply_jobs.finalise_incomplete_replies(ctx),

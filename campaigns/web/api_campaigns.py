@@ -8,7 +8,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from campaigns import audit
+from campaigns import audit, campaign_launch, campaign_reports
 from campaigns import campaign_service as service
 from campaigns.campaign_progress import campaign_state
 from campaigns.errors import Invalid
@@ -74,7 +74,7 @@ class LaunchOut(BaseModel):
 )
 async def list_campaigns(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
-    return json_response({"items": await service.list_campaigns(status)})
+    return json_response({"items": await campaign_reports.list_campaigns(status)})
 
 
 @router.route(
@@ -102,7 +102,7 @@ async def create_campaign(request: web.Request) -> web.Response:
         recurrence_days=body.recurrence_days,
         expects_replies=body.expects_replies,
     )
-    data = service.describe_campaign(campaign)
+    data = campaign_reports.describe_campaign(campaign)
     data["warnings"] = service.campaign_warnings(campaign, runtime.settings)
     return json_response(data, status=201)
 
@@ -126,7 +126,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 )
 async def preview_launch(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    return json_response(await service.preview_launch(int_param(request, "id"), runtime))
+    return json_response(await campaign_launch.preview_launch(int_param(request, "id"), runtime))
 
 
 @router.route(
@@ -140,7 +140,7 @@ async def launch(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     actor = actor_for(current_staff(request))
     return json_response(
-        await service.launch(int_param(request, "id"), actor=actor, runtime=runtime)
+        await campaign_launch.launch(int_param(request, "id"), actor=actor, runtime=runtime)
     )
 
 
@@ -148,7 +148,7 @@ async def launch(request: web.Request) -> web.Response:
 async def pause(request: web.Request) -> web.Response:
     actor = actor_for(current_staff(request))
     campaign = await service.pause(int_param(request, "id"), actor=actor)
-    return json_response(service.describe_campaign(campaign))
+    return json_response(campaign_reports.describe_campaign(campaign))
 
 
 @router.route("POST", "/api/v1/campaigns/{id}/resume", summary="Reprendre", roles=MANAGERS)
@@ -156,7 +156,7 @@ async def resume(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     actor = actor_for(current_staff(request))
     campaign = await service.resume(int_param(request, "id"), actor=actor, runtime=runtime)
-    return json_response(service.describe_campaign(campaign))
+    return json_response(campaign_reports.describe_campaign(campaign))
 
 
 @router.route(
@@ -208,7 +208,7 @@ def _page(request: web.Request) -> int:
 )
 async def list_messages(request: web.Request) -> web.Response:
     campaign_id = int_param(request, "id")
-    result = await service.list_messages(
+    result = await campaign_reports.list_messages(
         campaign_id,
         status=request.query.get("status") or None,
         page=_page(request),
@@ -232,7 +232,7 @@ async def list_messages(request: web.Request) -> web.Response:
 async def export_messages(request: web.Request) -> web.StreamResponse:
     campaign_id = int_param(request, "id")
     status = request.query.get("status") or None
-    chunks = service.messages_csv(campaign_id, status=status)
+    chunks = campaign_reports.messages_csv(campaign_id, status=status)
     first = await anext(chunks)  # raises NotFound before any byte is sent
     await audit.record(
         actor_for(current_staff(request)), "campaign.export", "campaign", campaign_id

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns import audiences
+from campaigns import audiences, campaign_reports
+from campaigns import campaign_launch as launching
 from campaigns import campaign_service as service
 from campaigns import templates_store as store
 from campaigns.campaign_progress import campaign_state, progress_percent
@@ -35,7 +36,7 @@ def _campaign_id(request: web.Request) -> int:
 
 @router.page("GET", "/campagnes", MANAGERS, "campaigns_list.html")
 async def campaigns_list(request: web.Request) -> dict[str, Any]:
-    items = await service.list_campaigns()
+    items = await campaign_reports.list_campaigns()
     for item in items:
         item["progress_percent"] = progress_percent(item["counts"], item["status"])
     return {"campaigns": items, "channel_labels": h.CHANNEL_LABELS}
@@ -118,13 +119,13 @@ async def campaign_launch_confirm(request: web.Request) -> web.StreamResponse | 
     runtime = request.app[RUNTIME]
     campaign = await service.get_campaign(campaign_id)
     try:
-        plan = await service.preview_launch(campaign_id, runtime)
+        plan = await launching.preview_launch(campaign_id, runtime)
     except DomainError as exc:
         await h.flash(request, exc.detail, "error")
         raise web.HTTPSeeOther(f"/campagnes/{campaign_id}") from None
     version = await TemplateVersion.get(id=campaign.template_version_id)  # type: ignore[attr-defined]
     return {
-        "campaign": service.describe_campaign(campaign),
+        "campaign": campaign_reports.describe_campaign(campaign),
         "plan": plan,
         "version": version,
         "skip_labels": h.SKIP_REASON_LABELS,
@@ -141,7 +142,7 @@ async def campaign_launch(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"/campagnes/{campaign_id}/lancement")
     runtime = request.app[RUNTIME]
     try:
-        result = await service.launch(campaign_id, actor=h.actor(request), runtime=runtime)
+        result = await launching.launch(campaign_id, actor=h.actor(request), runtime=runtime)
     except DomainError as exc:
         await h.flash(request, exc.detail, "error")
         raise web.HTTPSeeOther(f"/campagnes/{campaign_id}/lancement") from None
