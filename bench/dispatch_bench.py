@@ -42,6 +42,8 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_support import BASE_URL, FIRST, LAST, admin  # noqa: E402
+
 from campaigns import campaign_launch, campaign_service  # noqa: E402
 from campaigns.audit import Actor  # noqa: E402
 from campaigns.db import close_db, init_db, migrate  # noqa: E402
@@ -51,7 +53,6 @@ from campaigns.settings import Settings  # noqa: E402
 from campaigns.templates_store import TemplateContent, create_template  # noqa: E402
 from workers.arq_queue import ArqQueue  # noqa: E402
 
-BASE_URL = os.environ.get("CAMPAIGNS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("CAMPAIGNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 # One database per run: two runs at once must not drop each other's database.
 DATABASE = f"campaigns_dispatch_bench_{os.getpid()}"
@@ -60,16 +61,6 @@ BODY = (
     "{{ ccas.name }} : Bonjour {{ person.civility }} {{ person.last_name }}, nous prenons de "
     "vos nouvelles. Appelez-nous au {{ ccas.hotline }}."
 )
-FIRST = ("Jeanne", "Marie", "Paul", "Ahmed", "Fatou", "Lucien", "Irène", "Hélène", "Noël")
-LAST = ("Martin", "Bernard", "Dubois", "Lefèvre", "Moreau", "Nguyen", "Diallo", "Mercier")
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(BASE_URL.replace("postgres://", "postgresql://") + "/postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _populate(url: str, people: int) -> None:
@@ -258,8 +249,8 @@ async def _cleanup_redis(queue: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    await _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    await _admin(f'CREATE DATABASE "{DATABASE}"')
+    await admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    await admin(f'CREATE DATABASE "{DATABASE}"')
     url = f"{BASE_URL}/{DATABASE}"
     queue = f"campaigns-bench-{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
@@ -362,7 +353,7 @@ async def run(args: argparse.Namespace) -> None:
                 process.kill()
         await close_db()
         await _cleanup_redis(queue)
-        await _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
+from bench_support import BASE_URL, FIRST, LAST, admin
 
 from campaigns import campaign_launch, campaign_service
 from campaigns.audit import Actor
@@ -24,23 +25,12 @@ from campaigns.runtime import Runtime
 from campaigns.settings import Settings
 from campaigns.templates_store import TemplateContent, create_template
 
-BASE_URL = os.environ.get("CAMPAIGNS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 # One database per run: two runs at once must not drop each other's database.
 DATABASE = f"campaigns_launch_probe_{os.getpid()}"
 BODY = (
     "{{ ccas.name }} : Bonjour {{ person.civility }} {{ person.last_name }}, nous prenons de "
     "vos nouvelles. Appelez-nous au {{ ccas.hotline }}, {{ ccas.hours }}."
 )
-FIRST = ("Jeanne", "Marie", "Paul", "Ahmed", "Fatou", "Lucien", "Irène", "Hélène", "Noël")
-LAST = ("Martin", "Bernard", "Dubois", "Lefèvre", "Moreau", "Nguyen", "Diallo", "Mercier")
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(BASE_URL.replace("postgres://", "postgresql://") + "/postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _populate(url: str, people: int) -> None:
@@ -98,8 +88,8 @@ async def _populate(url: str, people: int) -> None:
 
 
 async def main(people: int) -> None:
-    await _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    await _admin(f'CREATE DATABASE "{DATABASE}"')
+    await admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    await admin(f'CREATE DATABASE "{DATABASE}"')
     url = f"{BASE_URL}/{DATABASE}"
     try:
         await migrate(url)
@@ -135,7 +125,7 @@ async def main(people: int) -> None:
         print(f"  {written / elapsed:,.0f} messages/s (target: launch under 10 s)")
     finally:
         await close_db()
-        await _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
