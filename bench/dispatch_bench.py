@@ -33,7 +33,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_support import BASE_URL, FIRST, LAST, admin  # noqa: E402
+from bench_support import BASE_URL, admin, copy_people  # noqa: E402
 
 from campaigns import campaign_launch, campaign_service  # noqa: E402
 from campaigns.audit import Actor  # noqa: E402
@@ -64,47 +63,10 @@ BODY = (
 
 
 async def _populate(url: str, people: int) -> None:
-    """People with COPY: the bench measures launch and dispatch, not the import."""
-    rng = random.Random(7)
-    now = datetime.now(UTC)
-    rows = []
-    for i in range(people):
-        last = rng.choice(LAST)
-        rows.append(
-            (
-                "Madame" if i % 2 else "Monsieur",
-                rng.choice(FIRST),
-                last,
-                f"{last.lower()}|{i}",
-                f"+336{i:08d}",
-                "sms",
-                now,
-                now,
-            )
-        )
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://"))
-    try:
-        await conn.copy_records_to_table(
-            "person",
-            records=rows,
-            columns=[
-                "civility",
-                "first_name",
-                "last_name",
-                "identity_key",
-                "mobile",
-                "preferred_channel",
-                "created_at",
-                "updated_at",
-            ],
-        )
-        await conn.execute(
-            "INSERT INTO membership (person_id, segment, source, created_at) "
-            "SELECT id, 'domicilies', 'bench', now() FROM person"
-        )
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
+    """Every person with a mobile: the bench measures launch and dispatch, not the import."""
+    await copy_people(
+        url, people, seed=7, source="bench", phones=lambda i, _rng: (f"+336{i:08d}", None)
+    )
 
 
 def _start_emulator(cert_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:

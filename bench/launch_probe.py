@@ -12,10 +12,8 @@ import asyncio
 import os
 import random
 import time
-from datetime import UTC, datetime
 
-import asyncpg
-from bench_support import BASE_URL, FIRST, LAST, admin
+from bench_support import BASE_URL, admin, copy_people
 
 from campaigns import campaign_launch, campaign_service
 from campaigns.audit import Actor
@@ -33,55 +31,16 @@ BODY = (
 )
 
 
+def _phones(i: int, rng: random.Random) -> tuple[str | None, str | None]:
+    roll = rng.random()
+    mobile = f"+336{i:08d}" if roll > 0.05 else None
+    landline = "+33322334455" if 0.02 < roll <= 0.05 else None
+    return mobile, landline
+
+
 async def _populate(url: str, people: int) -> None:
     """People with COPY (the probe measures launch, not import); ~2% opted out, 3% landline."""
-    rng = random.Random(3)
-    now = datetime.now(UTC)
-    rows, mobiles = [], []
-    for i in range(people):
-        roll = rng.random()
-        mobile = f"+336{i:08d}" if roll > 0.05 else None
-        landline = "+33322334455" if 0.02 < roll <= 0.05 else None
-        if mobile:
-            mobiles.append(mobile)
-        last = rng.choice(LAST)
-        rows.append(
-            (
-                "Madame" if i % 2 else "Monsieur",
-                rng.choice(FIRST),
-                last,
-                f"{last.lower()}|{i}",
-                mobile,
-                landline,
-                "sms",
-                now,
-                now,
-            )
-        )
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://"))
-    try:
-        await conn.copy_records_to_table(
-            "person",
-            records=rows,
-            columns=[
-                "civility",
-                "first_name",
-                "last_name",
-                "identity_key",
-                "mobile",
-                "landline",
-                "preferred_channel",
-                "created_at",
-                "updated_at",
-            ],
-        )
-        await conn.execute(
-            "INSERT INTO membership (person_id, segment, source, created_at) "
-            "SELECT id, 'domicilies', 'probe', now() FROM person"
-        )
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
+    mobiles = await copy_people(url, people, seed=3, source="probe", phones=_phones)
     await OptOut.bulk_create(
         [OptOut(address=m, channel="sms", source="probe") for m in mobiles[::50]]
     )
