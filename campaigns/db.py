@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate as tortoise_migrate
 
@@ -41,8 +42,17 @@ def tortoise_config(url: str) -> dict[str, Any]:
     }
 
 
-def is_postgres(url: str) -> bool:
-    return normalise_url(url).startswith("postgres://")
+def placeholders(count: int, conn: BaseDBAsyncClient | None = None) -> list[str]:
+    """Query parameter marks for raw SQL: $1, $2 ... on PostgreSQL, ? on SQLite."""
+    if on_postgres(conn):
+        return [f"${i}" for i in range(1, count + 1)]
+    return ["?"] * count
+
+
+def on_postgres(conn: BaseDBAsyncClient | None = None) -> bool:
+    """Whether a connection (the default one if none) is PostgreSQL: locks and bulk SQL differ."""
+    conn = conn or Tortoise.get_connection("default")
+    return conn.capabilities.dialect == "postgres"
 
 
 async def migrate(url: str) -> None:

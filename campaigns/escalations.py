@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise import Tortoise
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Case, Q, RawSQL, When
 from tortoise.queryset import QuerySet
@@ -27,6 +26,7 @@ from tortoise.transactions import in_transaction
 
 from campaigns import alerts, audit
 from campaigns.audit import Actor
+from campaigns.db import on_postgres
 from campaigns.errors import Conflict, Forbidden, Invalid, NotFound
 from campaigns.models import (
     Campaign,
@@ -109,10 +109,6 @@ def open_key_for(person_id: int | None, msisdn: str | None, queue: str) -> str:
 
 def _is_manager(staff: Staff) -> bool:
     return staff.role in (Role.ADMIN, Role.COORDINATOR)
-
-
-def _is_postgres() -> bool:
-    return Tortoise.get_connection("default").capabilities.dialect == "postgres"
 
 
 def require_queue(staff: Staff, queue: str) -> None:
@@ -533,7 +529,7 @@ async def claim_next(staff: Staff, queue: str, runtime: Runtime) -> Escalation |
     """
     require_queue(staff, queue)
     now = _now(runtime)
-    if _is_postgres():
+    if on_postgres():
         claimed_id = await _claim_next_locking(staff, queue, now)
     else:
         claimed_id = await _claim_next_conditional(staff, queue, now)
@@ -747,7 +743,7 @@ async def flag_overdue(runtime: Runtime, now: datetime | None = None) -> int:
     now = _utc(now) if now is not None else _now(runtime)
     async with in_transaction():
         qs = Escalation.filter(_late_q(now), overdue_notified_at__isnull=True)
-        if _is_postgres():
+        if on_postgres():
             qs = qs.select_for_update(skip_locked=True)
         rows = await qs
         ids = [row.id for row in rows]

@@ -17,6 +17,7 @@ from tortoise.transactions import in_transaction
 from campaigns import audit
 from campaigns.audit import Actor
 from campaigns.clock import utcnow
+from campaigns.db import on_postgres
 from campaigns.errors import Invalid
 from campaigns.models import Membership, Person
 from campaigns.models.registry import SEGMENTS
@@ -273,7 +274,7 @@ async def _select_in(
     """Rows whose `key` is among `keys`, read in large chunks without building ORM objects."""
     found: list[dict[str, Any]] = []
     names = ", ".join(f'"{c}"' for c in columns)
-    postgres = _is_postgres(conn)
+    postgres = on_postgres(conn)
     size = LOOKUP_CHUNK * 10 if postgres else LOOKUP_CHUNK
     for chunk in _chunks(list(keys), size):
         params: list[Any]
@@ -351,10 +352,6 @@ COLUMN_TYPES = {
 }
 
 
-def _is_postgres(conn: BaseDBAsyncClient) -> bool:
-    return conn.capabilities.dialect == "postgres"
-
-
 async def _insert_many(
     conn: BaseDBAsyncClient,
     table: str,
@@ -372,7 +369,7 @@ async def _insert_many(
         return []
     names = ", ".join(f'"{c}"' for c in (*columns, *stamps))
     returned: list[tuple[Any, ...]] = []
-    if _is_postgres(conn):
+    if on_postgres(conn):
         arrays = ", ".join(
             f"${i}::{COLUMN_TYPES.get(c, 'text')}[]" for i, c in enumerate(columns, start=1)
         )
@@ -572,7 +569,7 @@ async def import_register(
 
     advance(0)
     async with in_transaction() as conn:
-        if _is_postgres(conn):
+        if on_postgres(conn):
             await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [IMPORT_LOCK])
         plan = await _plan(conn, rows, advance)
         to_add, to_change = await _memberships(conn, segment, plan.matched)
@@ -605,7 +602,7 @@ async def import_register(
                 file_sha256=_file_digest(data),
             )
     connection = Tortoise.get_connection("default")
-    if not dry_run and _is_postgres(connection) and report.memberships_added >= ANALYZE_AFTER:
+    if not dry_run and on_postgres(connection) and report.memberships_added >= ANALYZE_AFTER:
         # Fresh statistics, or the next import's lookups are planned as if on an empty
         # table, and a set visibility map, or audience counts cannot use index-only scans
         # until autovacuum passes. VACUUM refuses to run inside a transaction: one each.

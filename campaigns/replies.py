@@ -21,6 +21,7 @@ from tortoise.models import Model
 from campaigns import audit
 from campaigns.audit import Actor
 from campaigns.classification import Classification, classify, is_resubscribe
+from campaigns.db import placeholders
 from campaigns.models import InboundPart, Message, MessageStatus, OptOut, Person, Reply
 from campaigns.optouts import lift_opt_out, normalise_address, opt_out
 from campaigns.sms_encoding import analyse
@@ -111,14 +112,13 @@ async def _insert_new(model: type[Model], values: dict[str, Any], now: datetime)
         if value is None and field.null:
             continue
         row[meta.fields_db_projection[name]] = field.to_db_value(value, None)
-    sql = _insert_sql(meta.db_table, tuple(row), conn.capabilities.dialect)
+    sql = _insert_sql(meta.db_table, tuple(row), tuple(placeholders(len(row), conn)))
     rows = await conn.execute_query_dict(sql, list(row.values()))
     return int(rows[0]["id"]) if rows else None
 
 
 @functools.lru_cache(maxsize=32)
-def _insert_sql(table: str, columns: tuple[str, ...], dialect: str) -> str:
-    marks = [f"${i}" if dialect == "postgres" else "?" for i in range(1, len(columns) + 1)]
+def _insert_sql(table: str, columns: tuple[str, ...], marks: tuple[str, ...]) -> str:
     quoted = ", ".join(f'"{column}"' for column in columns)
     return (
         f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(marks)}) '
@@ -221,7 +221,7 @@ async def assemble_parts(
 async def _waiting_parts(msisdn: str, concat_ref: str, total: int) -> list[dict[str, Any]]:
     """The unassembled parts of one long SMS, in order (plain SQL: every part runs this)."""
     conn = connections.get("default")
-    one, two, three = ("$1", "$2", "$3") if conn.capabilities.dialect == "postgres" else "???"
+    one, two, three = placeholders(3, conn)
     sql = (
         'SELECT "id", "part", "provider_message_id", "text", "payload", "received_at" '
         f'FROM "inbound_part" WHERE "msisdn" = {one} AND "concat_ref" = {two} '

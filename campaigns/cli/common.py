@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from campaigns.db import database
 from campaigns.errors import DomainError
@@ -25,7 +24,3 @@ def run_with_db(body: Callable[[Settings], Awaitable[int]]) -> int:
     except DomainError as exc:
         print(f"Erreur : {exc.detail}", file=sys.stderr)
         return 1
-
-
-def add_common(parser: Any) -> None:
-    """Nothing yet: a place for options every command takes."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
@@ -67,7 +66,3 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return json_response(build_openapi(routes.api_routers(), version=package_version()))
-
-
-async def run_cleanup(app: web.Application) -> AsyncIterator[None]:
-    yield
