@@ -43,13 +43,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench_support import BASE_URL, admin, copy_people  # noqa: E402
 
-from campaigns import campaign_launch, campaign_service  # noqa: E402
-from campaigns.audit import Actor  # noqa: E402
-from campaigns.db import close_db, init_db, migrate  # noqa: E402
+from campaigns.campaign import launch as campaign_launch
+from campaigns.campaign import lifecycle as campaign_service
+from campaigns.core.audit import Actor  # noqa: E402
+from campaigns.core.db import close_db, init_db, migrate  # noqa: E402
+from campaigns.core.runtime import Runtime  # noqa: E402
+from campaigns.core.settings import Settings  # noqa: E402
+from campaigns.messages.template_store import TemplateContent, create_template  # noqa: E402
 from campaigns.models import Audience, Message  # noqa: E402
-from campaigns.runtime import Runtime  # noqa: E402
-from campaigns.settings import Settings  # noqa: E402
-from campaigns.templates_store import TemplateContent, create_template  # noqa: E402
 from workers.arq_queue import ArqQueue  # noqa: E402
 
 REDIS_URL = os.environ.get("CAMPAIGNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")

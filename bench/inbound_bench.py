@@ -39,7 +39,7 @@ from yarl import URL
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from campaigns.webhook_signatures import sign_params  # noqa: E402
+from providers.vonage.signatures import sign_params  # noqa: E402
 
 BASE_URL = os.environ.get("CAMPAIGNS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("CAMPAIGNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -276,10 +276,10 @@ async def serve_app(port: int, db_url: str) -> None:
     """The application as `campaigns serve` builds it with Redis (CAMPAIGNS_QUEUE_NAME set)."""
     from aiohttp import web
 
-    from campaigns.composition import build_runtime, close_runtime
-    from campaigns.db import close_db, init_db
-    from campaigns.settings import Settings
+    from campaigns.core.db import close_db, init_db
+    from campaigns.core.settings import Settings
     from campaigns.web.app import create_app
+    from workers.runtime import build_runtime, close_runtime
 
     settings = Settings(
         CAMPAIGNS_DATABASE_URL=db_url,
@@ -338,7 +338,7 @@ def run_server(args: argparse.Namespace) -> None:
 
 
 async def create_database(name: str) -> str:
-    from campaigns.db import migrate
+    from campaigns.core.db import migrate
 
     conn = await asyncpg.connect(BASE_URL.replace("postgres://", "postgresql://") + "/postgres")
     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -15,13 +15,14 @@ import time
 
 from bench_support import BASE_URL, admin, copy_people
 
-from campaigns import campaign_launch, campaign_service
-from campaigns.audit import Actor
-from campaigns.db import close_db, init_db, migrate
+from campaigns.campaign import launch as campaign_launch
+from campaigns.campaign import lifecycle as campaign_service
+from campaigns.core.audit import Actor
+from campaigns.core.db import close_db, init_db, migrate
+from campaigns.core.runtime import Runtime
+from campaigns.core.settings import Settings
+from campaigns.messages.template_store import TemplateContent, create_template
 from campaigns.models import Audience, Message, OptOut
-from campaigns.runtime import Runtime
-from campaigns.settings import Settings
-from campaigns.templates_store import TemplateContent, create_template
 
 # One database per run: two runs at once must not drop each other's database.
 DATABASE = f"campaigns_launch_probe_{os.getpid()}"

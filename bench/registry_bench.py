@@ -16,11 +16,11 @@ from datetime import date
 import asyncpg
 from tortoise import Tortoise
 
-from campaigns import audiences
-from campaigns.audit import Actor
-from campaigns.db import close_db, init_db, migrate
-from campaigns.demo import DISTRICTS, LAST_NAMES, MEN, WOMEN, fold
-from campaigns.registry import import_register
+from campaigns.core.audit import Actor
+from campaigns.core.db import close_db, init_db, migrate
+from campaigns.registry import audiences
+from campaigns.registry.demo import DISTRICTS, LAST_NAMES, MEN, WOMEN, fold
+from campaigns.registry.importer import import_register
 
 BASE_URL = "postgres://postgres@127.0.0.1:5432"
 DATABASE = "campaigns_bench_registry"

@@ -10,10 +10,10 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from campaigns import audit
-from campaigns.audit import Actor
-from campaigns.clock import utcnow
-from campaigns.errors import Conflict, Invalid, Unauthorised
+from campaigns.core import audit
+from campaigns.core.audit import Actor
+from campaigns.core.clock import utcnow
+from campaigns.core.errors import Conflict, Invalid, Unauthorised
 from campaigns.models import ApiToken, Role, Staff
 
 QUEUES = ("urgence", "rappel", "triage")

@@ -14,13 +14,13 @@ import pytest
 from aiohttp import web
 
 from campaigns import staff as staff_service
-from campaigns.composition import build_runtime, close_runtime
-from campaigns.db import close_db, init_db
+from campaigns.core.db import close_db, init_db
+from campaigns.core.runtime import Runtime
+from campaigns.core.settings import Settings
 from campaigns.models import Role
-from campaigns.runtime import Runtime
-from campaigns.settings import Settings
 from providers.emulator import EmulatorConfig, VonageEmulator
 from tests.services import in_ci
+from workers.runtime import build_runtime, close_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"

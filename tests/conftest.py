@@ -16,10 +16,10 @@ from argon2 import PasswordHasher
 from tortoise import Tortoise
 
 from campaigns import staff as staff_service
-from campaigns.db import close_db, init_db, migrate
+from campaigns.core.db import close_db, init_db, migrate
+from campaigns.core.runtime import Runtime
+from campaigns.core.settings import Settings
 from campaigns.models import Role
-from campaigns.runtime import Runtime
-from campaigns.settings import Settings
 from tests.services import POSTGRES_URL, require_postgres
 
 # Real argon2, at a cost fit for hundreds of test accounts rather than for an attacker.
@@ -118,7 +118,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 @pytest.fixture
 async def runtime(settings: Settings, db: str) -> AsyncIterator[Runtime]:
-    from campaigns.composition import build_runtime, close_runtime
+    from workers.runtime import build_runtime, close_runtime
 
     rt = await build_runtime(settings)
     yield rt

@@ -6,8 +6,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from campaigns import campaign_launch, campaign_service
-from campaigns.audit import Actor
+from campaigns.campaign import launch as campaign_launch
+from campaigns.campaign import lifecycle as campaign_service
+from campaigns.core.audit import Actor
+from campaigns.core.runtime import Runtime
+from campaigns.messages.template_store import TemplateContent, create_template
 from campaigns.models import (
     Audience,
     Campaign,
@@ -20,8 +23,6 @@ from campaigns.models import (
     Template,
     TemplateVersion,
 )
-from campaigns.runtime import Runtime
-from campaigns.templates_store import TemplateContent, create_template
 from providers.base import SendResult, SmsProvider, SmsRequest
 
 ACTOR = Actor(None, "coordination@ccas.test", "coordinator")

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from campaigns import audiences
-from campaigns.errors import Invalid
+from campaigns.core.errors import Invalid
 from campaigns.models import AuditEvent, Membership, OptOut, Person
+from campaigns.registry import audiences
 
 TODAY = date(2025, 6, 15)
 NOW = datetime(2025, 6, 15, 12, tzinfo=UTC)

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from campaigns.models import Escalation, EscalationStatus, Message
-from campaigns.webhook_signatures import sign_params
+from providers.vonage.signatures import sign_params
 from tests.browser import (
     SIGNATURE_SECRET,
     launch,

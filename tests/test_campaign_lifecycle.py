@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 
-from campaigns import campaign_launch, campaign_reports
-from campaigns import campaign_service as service
-from campaigns.audit import Actor
-from campaigns.errors import Conflict, Invalid
+from campaigns.campaign import launch as campaign_launch
+from campaigns.campaign import lifecycle as service
+from campaigns.campaign import reports as campaign_reports
+from campaigns.core.audit import Actor
+from campaigns.core.errors import Conflict, Invalid
+from campaigns.core.runtime import Runtime
+from campaigns.core.settings import Settings
+from campaigns.messages.template_store import TemplateContent, create_template
 from campaigns.models import (
     Audience,
     AuditEvent,
@@ -24,11 +28,8 @@ from campaigns.models import (
     OptOut,
     Person,
 )
-from campaigns.optouts import read_unsubscribe_token, unsubscribe_token
-from campaigns.runtime import Runtime
-from campaigns.settings import Settings
-from campaigns.sms_encoding import analyse
-from campaigns.templates_store import TemplateContent, create_template
+from campaigns.registry.optouts import read_unsubscribe_token, unsubscribe_token
+from campaigns.rules.sms_encoding import analyse
 
 T0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)  # a Monday morning
 ACTOR = Actor(1, "coord@ccas.test", "coordinator")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.classification import (
+from campaigns.cli import classify as classify_cli
+from campaigns.rules.classification import (
     ENV_VAR,
     LABELS,
     Classification,
@@ -22,7 +23,6 @@ from campaigns.classification import (
     load_rules,
     normalise_reply,
 )
-from campaigns.cli import classify as classify_cli
 
 # The labelled development set: a copy under tests/data/ when the project ships one,
 # else the shared specification folder next to the checkout.
@@ -508,8 +508,8 @@ async def test_a_bad_rule_file_stops_the_runtime_from_starting(
 ) -> None:
     """serve and worker build their runtime first: a typo stops them with a French message
     naming the variable, instead of every reply job failing behind 204 answers."""
-    from campaigns.composition import build_runtime
-    from campaigns.settings import Settings, SettingsError
+    from campaigns.core.settings import Settings, SettingsError
+    from workers.runtime import build_runtime
 
     bad = tmp_path / "bad.toml"
     bad.write_text(MALFORMED[0][0], encoding="utf-8")

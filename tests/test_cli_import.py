@@ -12,8 +12,8 @@ import phonenumbers
 import pytest
 
 from campaigns.cli.main import main
-from campaigns.demo import fill_demo
 from campaigns.models import Membership, Person
+from campaigns.registry.demo import fill_demo
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DOMICILIES = DATA / "registre_domicilies.csv"

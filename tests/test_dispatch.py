@@ -13,7 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from campaigns import campaign_launch, dispatch
+from campaigns.campaign import launch as campaign_launch
+from campaigns.core.runtime import Runtime
+from campaigns.dispatch import lanes as dispatch
+from campaigns.dispatch.rate_limit import LocalRateLimiter, RedisRateLimiter
 from campaigns.models import (
     Campaign,
     CampaignRun,
@@ -24,13 +27,11 @@ from campaigns.models import (
     OptOut,
     Person,
 )
-from campaigns.rate_limit import LocalRateLimiter, RedisRateLimiter
-from campaigns.runtime import Runtime
-from campaigns.send_window import parse_send_window
+from campaigns.rules.send_window import parse_send_window
 from providers.base import SmsRequest
 from providers.console import read_outbox
 from providers.emulator import EmulatorConfig, VonageEmulator
-from providers.vonage import VonageSmsProvider
+from providers.vonage.client import VonageSmsProvider
 from tests.dispatch_support import (
     ACTOR,
     T_MONDAY,

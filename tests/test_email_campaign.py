@@ -11,9 +11,9 @@ from email.message import EmailMessage
 import pytest
 from aiosmtpd.controller import Controller
 
+from campaigns.core.runtime import Runtime
 from campaigns.models import Campaign, CampaignStatus, Message
-from campaigns.optouts import read_unsubscribe_token
-from campaigns.runtime import Runtime
+from campaigns.registry.optouts import read_unsubscribe_token
 from providers.smtp import SmtpEmailProvider
 from tests.dispatch_support import T_MONDAY, Clock, counts, launch_campaign
 from workers.inprocess import InProcessQueue

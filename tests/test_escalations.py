@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns import escalations as service
-from campaigns import people
-from campaigns.errors import Conflict, Forbidden, Invalid
+from campaigns.core.errors import Conflict, Forbidden, Invalid
+from campaigns.core.runtime import Runtime
+from campaigns.core.settings import Settings, SettingsError, load_settings
+from campaigns.escalations import lifecycle as service
 from campaigns.models import (
     AuditEvent,
     Escalation,
@@ -22,7 +23,8 @@ from campaigns.models import (
     Role,
     Staff,
 )
-from campaigns.queues import (
+from campaigns.registry import people
+from campaigns.rules.queues import (
     PRIORITY_HIGH,
     PRIORITY_LOW,
     compute_due_at,
@@ -30,8 +32,6 @@ from campaigns.queues import (
     parse_queue_rules,
     rule_for,
 )
-from campaigns.runtime import Runtime
-from campaigns.settings import Settings, SettingsError, load_settings
 from providers.console import read_outbox
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -350,7 +350,7 @@ async def test_with_nobody_on_urgence_the_coordinators_get_the_alert(
     coordinator = await make_staff("coord@ccas.test", Role.COORDINATOR)
     await make_staff("ancienne@ccas.test", Role.COORDINATOR, active=False)
     person = await make_person(mobile="+33698765432")
-    with caplog.at_level("WARNING", logger="campaigns.alerts"):
+    with caplog.at_level("WARNING", logger="campaigns.escalations.alerts"):
         escalation = await service.escalate(
             reply=await make_reply(NOW, person=person),
             queue="urgence",
@@ -611,7 +611,7 @@ async def test_notes_and_view_are_audited_and_person_access_follows_queues(rt: R
     assert view["person"]["last_name"] == "Martin"
     assert [r.text for r in view["replies"]] == ["je suis tombée"]
     assert await AuditEvent.filter(action="person.view", object_id=str(person.id)).count() == 1
-    # The people side of the rule (campaigns.people) sees the same queues.
+    # The people side of the rule (campaigns.registry.people) sees the same queues.
     assert await people.can_view_person(worker, person.id)
     assert not await people.can_view_person(outsider, person.id)
     with pytest.raises(Forbidden):

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from campaigns import escalations as service
-from campaigns import people
+from campaigns.core.runtime import Runtime
+from campaigns.escalations import lifecycle as service
 from campaigns.models import (
     AuditEvent,
     Campaign,
@@ -23,7 +23,7 @@ from campaigns.models import (
     Template,
     TemplateVersion,
 )
-from campaigns.runtime import Runtime
+from campaigns.registry import people
 from tests.conftest import Tokens
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)

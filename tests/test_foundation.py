@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from campaigns.core.settings import SettingsError, load_settings
 from campaigns.models import AuditEvent, Staff
-from campaigns.settings import SettingsError, load_settings
 
 
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,7 +44,7 @@ async def test_wrong_password_is_401_and_json(client, tokens) -> None:
 
 async def test_audit_events_are_append_only(db) -> None:
     staff = await Staff.create(email="x@y.z", role="admin", password_hash="h")
-    from campaigns import audit
+    from campaigns.core import audit
 
     event = await audit.record(audit.Actor(staff.id, staff.email), "test", "staff", staff.id)
     event.action = "changed"
@@ -124,7 +124,7 @@ def test_a_rejected_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_worker_tuning_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from campaigns.composition import load_tuning
+    from workers.runtime import load_tuning
 
     monkeypatch.setenv("CAMPAIGNS_SEND_CONCURRENCY", "0")
     with pytest.raises(SettingsError) as err:
@@ -143,7 +143,7 @@ def test_vonage_requires_signed_webhooks(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_production_mistakes_are_named_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    from campaigns.settings import production_warnings
+    from campaigns.core.settings import production_warnings
 
     assert production_warnings(load_settings(None)) == []  # development: nothing to say
     monkeypatch.setenv("CAMPAIGNS_SMS_PROVIDER", "vonage")

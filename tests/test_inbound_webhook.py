@@ -14,16 +14,16 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from campaigns.composition import build_runtime, close_runtime
+from campaigns.core.nonce_store import RedisNonceStore
+from campaigns.core.runtime import Runtime
+from campaigns.core.settings import Settings
 from campaigns.models import Escalation, InboundPart, Person, Reply
-from campaigns.nonce_store import RedisNonceStore
-from campaigns.replies import MISSING_PART, finalise_incomplete, receive_inbound
-from campaigns.runtime import Runtime
-from campaigns.settings import Settings
+from campaigns.replies.intake import MISSING_PART, finalise_incomplete, receive_inbound
 from campaigns.web.app import create_app
-from campaigns.webhook_payloads import parse_inbound
-from campaigns.webhook_signatures import SIGNATURE_METHODS, sign_params
+from providers.vonage.payloads import parse_inbound
+from providers.vonage.signatures import SIGNATURE_METHODS, sign_params
 from tests.services import REDIS_URL, require_redis
+from workers.runtime import build_runtime, close_runtime
 
 EXAMPLES = json.loads(Path("/work/shared/data/vonage_webhooks.json").read_text("utf-8"))
 SECRET = EXAMPLES["signature_secret"]

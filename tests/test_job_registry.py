@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from campaigns import replies
 from campaigns.models import AuditEvent, Escalation, EscalationStatus
+from campaigns.replies import intake as replies
 from workers import jobs
 from workers.settings import _cron_jobs, _functions
 

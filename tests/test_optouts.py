@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from campaigns.audit import Actor
+from campaigns.core.audit import Actor
+from campaigns.core.runtime import Runtime
 from campaigns.models import AuditEvent, Escalation, MessageStatus, OptOut, Reply
-from campaigns.optouts import (
+from campaigns.registry.optouts import (
     is_opted_out,
     lift_opt_out,
     opt_out,
@@ -18,9 +19,8 @@ from campaigns.optouts import (
     unsubscribe_token,
     unsubscribe_url,
 )
-from campaigns.replies import confirmation_text, process_reply
-from campaigns.runtime import Runtime
-from campaigns.sms_encoding import analyse
+from campaigns.replies.intake import confirmation_text, process_reply
+from campaigns.rules.sms_encoding import analyse
 from campaigns.web import routes, unsubscribe
 from campaigns.web.app import create_app
 from providers.console import read_outbox

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from aiohttp import FormData
 
-from campaigns import people
 from campaigns.models import (
     AuditEvent,
     Campaign,
@@ -23,6 +22,7 @@ from campaigns.models import (
     Template,
     TemplateVersion,
 )
+from campaigns.registry import people
 
 REGISTER = (
     "N° dossier;Nom;Prénom;Date de naissance;Téléphone;Courriel;Quartier;Référent\n"

@@ -7,7 +7,7 @@ import random
 import phonenumbers
 import pytest
 
-from campaigns.phones import (
+from campaigns.rules.phones import (
     Phone,
     PhoneCell,
     PhoneKind,

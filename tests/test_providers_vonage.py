@@ -20,7 +20,7 @@ from vonage_sms import SmsMessage
 
 from providers.base import Outcome, SmsProvider, SmsRequest
 from providers.emulator import EmulatorConfig, VonageEmulator
-from providers.vonage import VonageSmsProvider
+from providers.vonage.client import VonageSmsProvider
 
 KEY, SECRET = "test-key", "test-secret"
 PRICE = Decimal("0.04870000")

@@ -6,10 +6,10 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from campaigns import escalations as service
+from campaigns.core.runtime import Runtime
+from campaigns.core.settings import Settings
+from campaigns.escalations import lifecycle as service
 from campaigns.models import Escalation, EscalationStatus, Role, Staff
-from campaigns.runtime import Runtime
-from campaigns.settings import Settings
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 ESCALATIONS = 20

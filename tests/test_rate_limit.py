@@ -15,7 +15,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from campaigns.rate_limit import (
+from campaigns.dispatch.rate_limit import (
     LocalRateLimiter,
     RedisRateLimiter,
     make_rate_limiter,
@@ -159,7 +159,7 @@ _WORKER = textwrap.dedent(
     """
     import asyncio, json, sys, time
     import redis.asyncio as aioredis
-    from campaigns.rate_limit import RedisRateLimiter
+    from campaigns.dispatch.rate_limit import RedisRateLimiter
 
     async def main(url, key, start_at):
         client = aioredis.from_url(url)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from campaigns import receipts
+from campaigns.core.runtime import Runtime
+from campaigns.dispatch import receipts
 from campaigns.models import Message, MessagePart, MessageStatus
-from campaigns.runtime import Runtime
-from campaigns.webhook_signatures import sign_params
+from providers.vonage.signatures import sign_params
 from tests.dispatch_support import make_run
 
 M = MessageStatus

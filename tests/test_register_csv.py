@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.phones import Phone, PhoneKind
-from campaigns.register_csv import (
+from campaigns.registry.register_csv import (
     REASONS,
     DateError,
     ParsedRegister,
@@ -20,6 +19,7 @@ from campaigns.register_csv import (
     parse_french_date,
     parse_register,
 )
+from campaigns.rules.phones import Phone, PhoneKind
 
 DATA = Path("/work/shared/data")
 HEADER = "N° dossier;Nom;Prénom;Date de naissance;Téléphone;Courriel;Quartier;Référent"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from campaigns import audiences
-from campaigns.audit import Actor
-from campaigns.errors import Invalid
+from campaigns.core.audit import Actor
+from campaigns.core.errors import Invalid
 from campaigns.models import AuditEvent, Membership, OptOut, Person
-from campaigns.registry import ImportFileError, check_segment, import_register
+from campaigns.registry import audiences
+from campaigns.registry.importer import ImportFileError, check_segment, import_register
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DOMICILIES = DATA / "registre_domicilies.csv"

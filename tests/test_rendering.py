@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from campaigns.rendering import (
+from campaigns.messages.rendering import (
     ALLOWED_VARIABLES,
     CampaignVars,
     CcasVars,
@@ -20,7 +20,7 @@ from campaigns.rendering import (
     sample_person,
     sample_vars,
 )
-from campaigns.sms_encoding import GSM7, UCS2
+from campaigns.rules.sms_encoding import GSM7, UCS2
 
 OPTOUT = "STOP au 36179"
 URL = "https://ccas.example.fr/desinscription/abc123?x=1&y=2"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from arq import Retry
 
+from campaigns.core.runtime import Runtime
 from campaigns.models import (
     Campaign,
     CampaignRun,
@@ -21,10 +22,9 @@ from campaigns.models import (
     Template,
     TemplateVersion,
 )
-from campaigns.replies import RetryLater, process_reply, receive_inbound
-from campaigns.runtime import Runtime
-from campaigns.webhook_payloads import parse_inbound
+from campaigns.replies.intake import RetryLater, process_reply, receive_inbound
 from providers.base import Outcome, SendResult, SmsRequest
+from providers.vonage.payloads import parse_inbound
 from workers import reply_jobs
 
 _ids = itertools.count(1)
@@ -290,7 +290,7 @@ class ThrottledSms(RetryingSms):
 async def test_the_sweeper_requeues_a_confirmation_its_job_gave_up_on(runtime: Runtime) -> None:
     """arq gave up while Vonage was throttled: the minute cron requeues the confirmation
     (and only the one owed: a second STOP from the same address owes none)."""
-    from campaigns.replies import UNPROCESSED_GRACE, finalise_incomplete
+    from campaigns.replies.intake import UNPROCESSED_GRACE, finalise_incomplete
 
     runtime.sms = sms = ThrottledSms()
     first = await store("STOP", "33619393939")

@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from campaigns import audiences, campaign_service
 from campaigns import staff as staff_service
-from campaigns import templates_store as store
-from campaigns.audit import Actor
+from campaigns.campaign import lifecycle as campaign_service
+from campaigns.core.audit import Actor
+from campaigns.messages import template_store as store
 from campaigns.models import Escalation, Person, Role
+from campaigns.registry import audiences
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import imports as import_pages
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns.business_hours import due_at, open_time_between
-from campaigns.send_window import (
+from campaigns.rules.business_hours import due_at, open_time_between
+from campaigns.rules.send_window import (
     DEFAULT_SEND_WINDOW,
     parse_holidays,
     parse_send_window,

@@ -8,7 +8,7 @@ from decimal import Decimal
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 import pytest
 
-from campaigns.sms_encoding import (
+from campaigns.rules.sms_encoding import (
     GSM7,
     GSM7_BASIC,
     GSM7_EXTENSION,

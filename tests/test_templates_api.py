@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from campaigns.messages.rendering import load_default_templates
 from campaigns.models import AuditEvent, Person, Template, TemplateVersion
-from campaigns.rendering import load_default_templates
 
 SMS = "{{ ccas.name }} : Bonjour {{ person.civility }} {{ person.last_name }}, appelez-nous."
 

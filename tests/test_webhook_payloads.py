@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.webhook_payloads import (
+from providers.vonage.payloads import (
     FINAL_STATUSES,
     INTERMEDIATE_STATUSES,
     RECEIPT_ERRORS,

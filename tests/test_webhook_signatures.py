@@ -17,9 +17,9 @@ import pytest
 import vonage
 from redis.asyncio import Redis
 
-from campaigns.nonce_store import MemoryNonceStore, RedisNonceStore
-from campaigns.webhook_payloads import decode_json_body, merge_request_params
-from campaigns.webhook_signatures import (
+from campaigns.core.nonce_store import MemoryNonceStore, RedisNonceStore
+from providers.vonage.payloads import decode_json_body, merge_request_params
+from providers.vonage.signatures import (
     HMAC_METHODS,
     SIGNATURE_METHODS,
     SignatureError,

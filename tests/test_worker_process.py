@@ -26,14 +26,14 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from campaigns import staff as staff_service
-from campaigns.composition import WorkerTuning, build_runtime, close_runtime
+from campaigns.core.runtime import Runtime
+from campaigns.core.settings import Settings
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, Role
-from campaigns.runtime import Runtime
-from campaigns.settings import Settings
 from campaigns.web.app import create_app
 from providers.emulator import EmulatorConfig, VonageEmulator
 from tests.dispatch_support import counts, create_campaign, launch_campaign
 from tests.services import REDIS_URL, require_redis
+from workers.runtime import WorkerTuning, build_runtime, close_runtime
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from campaigns.escalations import flag_overdue, wake_snoozed
-from campaigns.runtime import Runtime
+from campaigns.core.runtime import Runtime
+from campaigns.escalations.lifecycle import flag_overdue, wake_snoozed
 
 __all__ = ["flag_overdue_escalations", "wake_snoozed_escalations"]
 

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from campaigns import audit, campaign_launch, dispatch
-from campaigns.runtime import Runtime
+from campaigns.campaign import launch as campaign_launch
+from campaigns.core import audit
+from campaigns.core.runtime import Runtime
+from campaigns.dispatch import lanes as dispatch
 from workers import escalation_jobs, reply_jobs
 
 __all__ = ["FUNCTIONS", "dispatch_lane", "dispatch_run", "tick"]
@@ -32,7 +34,7 @@ async def dispatch_run(ctx: dict[str, Any], run_id: int) -> int:
 async def dispatch_lane(
     ctx: dict[str, Any], run_id: int, slot: int, chain: str, bounces: int
 ) -> str:
-    """Send a run's messages batch after batch for a while (see campaigns.dispatch)."""
+    """Send a run's messages batch after batch for a while (see campaigns.dispatch.lanes)."""
     reason = await dispatch.run_lane(runtime_of(ctx), run_id, slot, chain, bounces)
     log.debug("run %s lane %s stopped: %s", run_id, slot, reason)
     return reason

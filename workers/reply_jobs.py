@@ -6,7 +6,7 @@ from typing import Any
 
 from arq import Retry
 
-from campaigns import replies
+from campaigns.replies import intake as replies
 
 
 async def process_reply(ctx: dict[str, Any], reply_id: int) -> str | None:

@@ -13,11 +13,11 @@ from typing import Any
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from campaigns.composition import WorkerTuning, build_runtime, close_runtime
-from campaigns.db import close_db, init_db
-from campaigns.settings import Settings, load_settings
+from campaigns.core.db import close_db, init_db
+from campaigns.core.settings import Settings, load_settings
 from workers import jobs, reply_jobs
 from workers.arq_queue import DEFAULT_QUEUE_NAME
+from workers.runtime import WorkerTuning, build_runtime, close_runtime
 
 __all__ = ["WorkerSettings", "on_shutdown", "on_startup", "worker_options"]
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 
-from campaigns.classification import RuleFileError, classify, default_rules
+from campaigns.rules.classification import RuleFileError, classify, default_rules
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

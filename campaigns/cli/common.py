@@ -6,9 +6,9 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
-from campaigns.db import database
-from campaigns.errors import DomainError
-from campaigns.settings import Settings, load_settings
+from campaigns.core.db import database
+from campaigns.core.errors import DomainError
+from campaigns.core.settings import Settings, load_settings
 
 
 def run_with_db(body: Callable[[Settings], Awaitable[int]]) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from campaigns.cli.common import run_with_db
-from campaigns.demo import fill_demo
-from campaigns.settings import Settings
+from campaigns.core.settings import Settings
+from campaigns.registry.demo import fill_demo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

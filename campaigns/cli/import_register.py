@@ -9,18 +9,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from campaigns.audit import Actor
 from campaigns.cli.common import run_with_db
-from campaigns.errors import Invalid
-from campaigns.register_csv import REASONS
-from campaigns.registry import (
+from campaigns.core.audit import Actor
+from campaigns.core.errors import Invalid
+from campaigns.core.settings import Settings
+from campaigns.registry.importer import (
     ImportReport,
     Progress,
     check_segment,
     import_register,
     parse_mapping,
 )
-from campaigns.settings import Settings
+from campaigns.registry.register_csv import REASONS
 
 # Below this size an import takes well under a second: no progress bar.
 PROGRESS_MIN_BYTES = 100_000

@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from campaigns.settings import SettingsError
+from campaigns.core.settings import SettingsError
 
 QUIET_LOGGERS = ("vonage", "vonage_http_client", "urllib3", "requests", "aiosmtplib", "asyncpg")
 COMMANDS = ["serve", "worker", "migrate", "import_register", "user", "demo", "classify"]

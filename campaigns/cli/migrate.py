@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from campaigns.db import migrate
-from campaigns.settings import load_settings
+from campaigns.core.db import migrate
+from campaigns.core.settings import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -9,11 +9,11 @@ import logging
 from aiohttp import web
 
 from campaigns import staff as staff_service
-from campaigns.composition import build_runtime, close_runtime
-from campaigns.db import database
+from campaigns.core.db import database
+from campaigns.core.settings import Settings, load_settings
 from campaigns.models import Role, Staff
-from campaigns.settings import Settings, load_settings
 from campaigns.web.app import create_app
+from workers.runtime import build_runtime, close_runtime
 
 log = logging.getLogger(__name__)
 FIRST_ADMIN = "admin@ccas.local"

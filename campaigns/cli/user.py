@@ -7,7 +7,7 @@ import sys
 
 from campaigns import staff as staff_service
 from campaigns.cli.common import run_with_db
-from campaigns.settings import Settings
+from campaigns.core.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from arq.worker import Worker
 
-    from campaigns.composition import load_tuning
-    from campaigns.settings import load_settings
+    from campaigns.core.settings import load_settings
+    from workers.runtime import load_tuning
     from workers.settings import worker_options
 
     settings = load_settings()

@@ -8,11 +8,11 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 from tortoise import Tortoise
 
-from campaigns.runtime import Runtime
+from campaigns.core.runtime import Runtime
 from campaigns.web import routes
-from campaigns.web.api import json_response
 from campaigns.web.auth import auth_middleware
 from campaigns.web.errors import error_middleware
+from campaigns.web.http import json_response
 from campaigns.web.keys import RUNTIME
 from campaigns.web.openapi import build_openapi
 

@@ -6,9 +6,9 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from campaigns import staff as staff_service
-from campaigns.errors import Forbidden, TooManyAttempts, Unauthorised
+from campaigns.core.errors import Forbidden, TooManyAttempts, Unauthorised
 from campaigns.models import Staff
-from campaigns.web.api import ApiRouter, Handler, json_response, parse_body
+from campaigns.web.http import ApiRouter, Handler, json_response, parse_body
 
 router = ApiRouter("auth")
 STAFF: web.RequestKey[Staff | None] = web.RequestKey("staff", Staff)

@@ -6,8 +6,8 @@ import logging
 
 from aiohttp import web
 
-from campaigns.errors import DomainError
-from campaigns.web.api import Handler
+from campaigns.core.errors import DomainError
+from campaigns.web.http import Handler
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from campaigns.web.api import ApiRouter
+from campaigns.web.http import ApiRouter
 
 ERROR_SCHEMA = {
     "type": "object",

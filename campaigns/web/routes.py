@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from campaigns.runtime import Runtime
-from campaigns.web import (
-    api_audiences,
-    api_campaigns,
-    api_escalations,
-    api_imports,
-    api_people,
-    api_templates,
-    auth,
-    security,
-    unsubscribe,
-    webhooks_inbound,
-    webhooks_status,
-)
-from campaigns.web.api import ApiRouter, Handler
+from campaigns.core.runtime import Runtime
+from campaigns.web import auth, security, unsubscribe
+from campaigns.web.api import audiences as api_audiences
+from campaigns.web.api import campaigns as api_campaigns
+from campaigns.web.api import escalations as api_escalations
+from campaigns.web.api import imports as api_imports
+from campaigns.web.api import people as api_people
+from campaigns.web.api import templates as api_templates
+from campaigns.web.http import ApiRouter, Handler
 from campaigns.web.pages import (
     admin_pages,
     audiences,
@@ -31,6 +25,8 @@ from campaigns.web.pages import (
     session,
 )
 from campaigns.web.pages.base import PageRouter, setup_templates
+from campaigns.web.webhooks import inbound as webhooks_inbound
+from campaigns.web.webhooks import status as webhooks_status
 
 
 def api_routers() -> list[ApiRouter]:

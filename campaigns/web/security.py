@@ -13,9 +13,9 @@ from aiohttp import web
 from aiohttp_session import get_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from campaigns.settings import Settings
-from campaigns.web.api import Handler
+from campaigns.core.settings import Settings
 from campaigns.web.auth import SESSION_LOADER, SESSION_STAFF_KEY
+from campaigns.web.http import Handler
 
 log = logging.getLogger(__name__)
 CSRF_KEY = "csrf"

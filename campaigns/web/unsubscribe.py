@@ -10,9 +10,9 @@ import html
 
 from aiohttp import web
 
-from campaigns.audit import Actor
-from campaigns.optouts import opt_out, read_unsubscribe_token
-from campaigns.web.api import ApiRouter
+from campaigns.core.audit import Actor
+from campaigns.registry.optouts import opt_out, read_unsubscribe_token
+from campaigns.web.http import ApiRouter
 from campaigns.web.keys import RUNTIME
 
 router = ApiRouter("unsubscribe")

@@ -8,11 +8,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import get_session
 
-from campaigns import audit
 from campaigns import staff as staff_service
-from campaigns.errors import DomainError
+from campaigns.core import audit
+from campaigns.core.errors import DomainError
 from campaigns.models import AuditEvent, Role, Staff
-from campaigns.queues import QUEUE_LABELS
+from campaigns.rules.queues import QUEUE_LABELS
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import ADMINS, MANAGERS, PageRouter

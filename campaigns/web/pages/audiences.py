@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns import audiences
-from campaigns.errors import DomainError
+from campaigns.core.errors import DomainError
 from campaigns.models import Membership, Person
 from campaigns.models.registry import SEGMENTS
+from campaigns.registry import audiences
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import MANAGERS, PageRouter
 

@@ -7,13 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns import audiences, campaign_reports
-from campaigns import campaign_launch as launching
-from campaigns import campaign_service as service
-from campaigns import templates_store as store
-from campaigns.campaign_progress import campaign_state, progress_percent
-from campaigns.errors import DomainError
+from campaigns.campaign import launch as launching
+from campaigns.campaign import lifecycle as service
+from campaigns.campaign import reports as campaign_reports
+from campaigns.campaign.progress import campaign_state, progress_percent
+from campaigns.core.errors import DomainError
+from campaigns.messages import template_store as store
 from campaigns.models import Message, MessageStatus, TemplateVersion
+from campaigns.registry import audiences
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import MANAGERS, PageRouter

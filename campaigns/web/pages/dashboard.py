@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns.campaign_service import STATUS_LABELS
+from campaigns.campaign.lifecycle import STATUS_LABELS
 from campaigns.models import Campaign, CampaignStatus, Escalation, EscalationStatus
-from campaigns.queues import QUEUE_LABELS
+from campaigns.rules.queues import QUEUE_LABELS
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages.base import ALL, PageRouter, current_page_staff
 

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from aiohttp_session import get_session
 
-from campaigns.audit import Actor
+from campaigns.core.audit import Actor
 from campaigns.models import Staff
 from campaigns.staff import actor_for
 from campaigns.web.keys import RUNTIME

@@ -13,10 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns.errors import DomainError
+from campaigns.core.errors import DomainError
 from campaigns.models import AuditEvent
 from campaigns.models.registry import SEGMENTS
-from campaigns.registry import check_segment, import_register
+from campaigns.registry.importer import check_segment, import_register
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import MANAGERS, PageRouter
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns import people
-from campaigns import templates_store as store
-from campaigns.errors import DomainError
+from campaigns.core.errors import DomainError
+from campaigns.messages import template_store as store
+from campaigns.registry import people
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import MANAGERS, PageRouter

@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from campaigns import audit, people
-from campaigns.errors import DomainError
+from campaigns.core import audit
+from campaigns.core.errors import DomainError
 from campaigns.models import (
     AuditEvent,
     Campaign,
@@ -19,8 +19,9 @@ from campaigns.models import (
     Reply,
 )
 from campaigns.models.registry import SEGMENTS
-from campaigns.people import PersonPatch
-from campaigns.queues import OUTCOMES, QUEUE_LABELS
+from campaigns.registry import people
+from campaigns.registry.people import PersonPatch
+from campaigns.rules.queues import OUTCOMES, QUEUE_LABELS
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import MANAGERS, PageRouter
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns import escalations as service
-from campaigns.errors import DomainError, Forbidden
+from campaigns.core.errors import DomainError, Forbidden
+from campaigns.escalations import lifecycle as service
 from campaigns.models import Escalation, Person, Role
-from campaigns.queues import OUTCOMES, QUEUE_LABELS, priority_label, rules_for
+from campaigns.rules.queues import OUTCOMES, QUEUE_LABELS, priority_label, rules_for
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import ALL, PageRouter, render

@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from campaigns import audit
 from campaigns import staff as staff_service
-from campaigns.errors import Invalid, Unauthorised
+from campaigns.core import audit
+from campaigns.core.errors import Invalid, Unauthorised
 from campaigns.web.auth import SESSION_STAFF_KEY, STAFF
 from campaigns.web.pages.base import ALL, PageRouter, current_page_staff, render
 from campaigns.web.security import LOGIN_THROTTLE, csrf_token

@@ -1,0 +1,458 @@
+"""Inbound SMS replies: store them idempotently, reassemble long ones, match, classify and act.
+
+The webhook only stores (`receive_inbound`) and queues `process_reply`; everything slow or
+with side effects happens in that job, which may run more than once: every step checks
+what an earlier run already did.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from tortoise import connections
+from tortoise.expressions import Q
+from tortoise.models import Model
+
+from campaigns.core import audit
+from campaigns.core.audit import Actor
+from campaigns.core.db import placeholders
+from campaigns.models import InboundPart, Message, MessageStatus, OptOut, Person, Reply
+from campaigns.registry.optouts import lift_opt_out, normalise_address, opt_out
+from campaigns.rules.classification import Classification, classify, is_resubscribe
+from campaigns.rules.sms_encoding import analyse
+from providers.base import Outcome, SendResult, SmsRequest
+from providers.vonage.payloads import InboundSms, PayloadError, parse_inbound
+
+if TYPE_CHECKING:
+    from campaigns.core.runtime import Runtime
+
+__all__ = [
+    "MISSING_PART",
+    "PART_TIMEOUT",
+    "Received",
+    "RetryLater",
+    "assemble_parts",
+    "confirmation_text",
+    "enqueue_processing",
+    "finalise_incomplete",
+    "match_reply",
+    "process_reply",
+    "queue_for",
+    "receive_inbound",
+]
+
+log = logging.getLogger(__name__)
+
+PART_TIMEOUT = timedelta(minutes=10)
+# A reply still unprocessed this long after it was stored lost its job (queue down): requeue.
+UNPROCESSED_GRACE = timedelta(minutes=2)
+# An opt-out confirmation the provider could not take (throttled) is retried by its job;
+# should the job give up, the sweeper requeues it for this long.
+CONFIRMATION_WINDOW = timedelta(days=1)
+MISSING_PART = "[…]"
+PROCESS_JOB = "process_reply"
+REPLY_ACTOR = Actor(None, "réponse SMS")
+# Messages that never left do not say which campaign a reply answers.
+_NOT_SENT = (MessageStatus.QUEUED, MessageStatus.SKIPPED, MessageStatus.CANCELLED)
+
+
+class RetryLater(Exception):
+    """A transient failure: the job should run again after `defer` seconds."""
+
+    def __init__(self, defer: float) -> None:
+        super().__init__(f"retry in {defer:.0f} s")
+        self.defer = defer
+
+
+@dataclass(frozen=True)
+class Received:
+    """What storing an inbound request gave: the reply to process, if there is one yet."""
+
+    reply_id: int | None  # None while a long SMS waits for its other parts
+    duplicate: bool  # Vonage sent this messageId before
+
+
+def job_id(reply_id: int) -> str:
+    return f"{PROCESS_JOB}:{reply_id}"
+
+
+# --- storing (the webhook's part: fast, idempotent) --------------------------------------
+
+
+async def receive_inbound(sms: InboundSms, *, now: datetime) -> Received:
+    """Store an inbound SMS or one part of a long one; safe to call again with the same one."""
+    if sms.concat is None:
+        return await _store_single(sms, now)
+    return await _store_part(sms, now)
+
+
+async def _insert_new(model: type[Model], values: dict[str, Any], now: datetime) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new row's id, or None if it existed.
+
+    One statement and no exception on a duplicate (Vonage's retries), and none of the ORM's
+    per-object work: this is the webhook's hot path. Fields left out take their defaults.
+    """
+    meta = model._meta
+    conn = connections.get(meta.default_connection or "default")
+    row: dict[str, Any] = {}
+    for name, field in meta.fields_map.items():
+        if name == meta.pk_attr or name not in meta.fields_db_projection:
+            continue
+        if name in values:
+            value = values[name]
+        elif getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
+            value = now
+        else:
+            value = field.default() if callable(field.default) else field.default
+        if value is None and field.null:
+            continue
+        row[meta.fields_db_projection[name]] = field.to_db_value(value, None)
+    sql = _insert_sql(meta.db_table, tuple(row), tuple(placeholders(len(row), conn)))
+    rows = await conn.execute_query_dict(sql, list(row.values()))
+    return int(rows[0]["id"]) if rows else None
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_sql(table: str, columns: tuple[str, ...], marks: tuple[str, ...]) -> str:
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    return (
+        f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(marks)}) '
+        'ON CONFLICT DO NOTHING RETURNING "id"'
+    )
+
+
+async def _store_single(sms: InboundSms, now: datetime) -> Received:
+    reply_id = await _insert_new(
+        Reply,
+        {
+            "provider_message_id": sms.message_id,
+            "msisdn": sms.msisdn,
+            "to": sms.to or None,
+            "text": sms.text,
+            "received_at": sms.received_at or now,
+            "payload": dict(sms.raw),
+        },
+        now,
+    )
+    if reply_id is None:
+        return await _existing(sms.message_id)
+    return Received(reply_id, duplicate=False)
+
+
+async def _existing(provider_message_id: str) -> Received:
+    row = await Reply.filter(provider_message_id=provider_message_id).values("id", "processed_at")
+    if not row:  # pragma: no cover - the conflicting row cannot vanish (replies are kept)
+        return Received(None, duplicate=True)
+    # An earlier attempt may have stored it and then failed to queue it: queue it again.
+    pending = row[0]["processed_at"] is None
+    return Received(row[0]["id"] if pending else None, duplicate=True)
+
+
+async def _store_part(sms: InboundSms, now: datetime) -> Received:
+    assert sms.concat is not None
+    part_id = await _insert_new(
+        InboundPart,
+        {
+            "provider_message_id": sms.message_id,
+            "msisdn": sms.msisdn,
+            "concat_ref": str(sms.concat.ref),
+            "total": sms.concat.total,
+            "part": sms.concat.part,
+            "text": sms.text,
+            "received_at": now,
+            "payload": dict(sms.raw),
+        },
+        now,
+    )
+    # Counted after the insert committed, so two processes storing the last two parts at
+    # once both see the whole set (inside one transaction each would see only its own);
+    # both then assemble and the reply's unique id keeps one.
+    reply_id = await assemble_parts(sms.msisdn, str(sms.concat.ref), sms.concat.total, now=now)
+    return Received(reply_id, duplicate=part_id is None)
+
+
+async def assemble_parts(
+    msisdn: str, concat_ref: str, total: int, *, now: datetime, force: bool = False
+) -> int | None:
+    """Join a long SMS's waiting parts into one reply once all are in (or, with force, now).
+
+    Returns the id of the reply to process, or None while parts are missing (or when the
+    reply was already processed). Missing parts are written MISSING_PART.
+    """
+    parts = await _waiting_parts(msisdn, concat_ref, total)
+    by_number: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        by_number.setdefault(part["part"], part)
+    if not by_number or (len(by_number) < total and not force):
+        return None
+    ordered = [by_number[n] for n in sorted(by_number)]
+    first = ordered[0]
+    text = "".join(
+        by_number[n]["text"] if n in by_number else MISSING_PART for n in range(1, total + 1)
+    )
+    received_at = _vonage_time(first["payload"]) or first["received_at"]
+    # The first present part's messageId names the reply: Vonage's concat-ref is reused over
+    # time, a messageId never is.
+    reply_id = await _insert_new(
+        Reply,
+        {
+            "provider_message_id": first["provider_message_id"],
+            "msisdn": msisdn,
+            "to": str(first["payload"].get("to") or "").strip() or None,
+            "text": text,
+            "received_at": received_at,
+            "parts": total,
+            "complete": len(by_number) == total,
+            "payload": {"parts": [part["payload"] for part in ordered]},
+        },
+        now,
+    )
+    if reply_id is None:
+        reply_id = (await _existing(first["provider_message_id"])).reply_id
+    await InboundPart.filter(id__in=[part["id"] for part in parts]).update(assembled=True)
+    return reply_id
+
+
+async def _waiting_parts(msisdn: str, concat_ref: str, total: int) -> list[dict[str, Any]]:
+    """The unassembled parts of one long SMS, in order (plain SQL: every part runs this)."""
+    conn = connections.get("default")
+    one, two, three = placeholders(3, conn)
+    sql = (
+        'SELECT "id", "part", "provider_message_id", "text", "payload", "received_at" '
+        f'FROM "inbound_part" WHERE "msisdn" = {one} AND "concat_ref" = {two} '
+        f'AND "total" = {three} AND NOT "assembled" ORDER BY "part", "id"'
+    )
+    rows = await conn.execute_query_dict(sql, [msisdn, concat_ref, total])
+    field = InboundPart._meta.fields_map["received_at"]
+    for row in rows:
+        payload = row["payload"]
+        row["payload"] = json.loads(payload) if isinstance(payload, str | bytes) else payload
+        row["received_at"] = field.to_python_value(row["received_at"])
+    return rows
+
+
+def _vonage_time(payload: dict[str, str]) -> datetime | None:
+    try:
+        return parse_inbound(payload).received_at
+    except PayloadError:
+        return None
+
+
+async def enqueue_processing(runtime: Runtime, reply_id: int) -> bool:
+    """Queue the processing job; a failure is logged, not raised (the sweeper requeues)."""
+    if runtime.queue is None:
+        log.warning("no job queue: reply %s waits for the sweeper", reply_id)
+        return False
+    try:
+        return await runtime.queue.enqueue(PROCESS_JOB, reply_id, job_id=job_id(reply_id))
+    except Exception:
+        log.warning("could not queue reply %s; the sweeper will", reply_id, exc_info=True)
+        return False
+
+
+async def finalise_incomplete(runtime: Runtime, *, after: timedelta = PART_TIMEOUT) -> list[int]:
+    """Cron: assemble long SMS whose parts stopped coming, and requeue forgotten replies."""
+    now = runtime.clock()
+    groups = (
+        await InboundPart.filter(assembled=False, received_at__lt=now - after)
+        .distinct()
+        .values_list("msisdn", "concat_ref", "total")
+    )
+    to_process: list[int] = []
+    for msisdn, concat_ref, total in groups:
+        reply_id = await assemble_parts(msisdn, concat_ref, total, now=now, force=True)
+        if reply_id is not None:
+            to_process.append(reply_id)
+    forgotten = (
+        await Reply.filter(processed_at=None, created_at__lt=now - UNPROCESSED_GRACE)
+        .order_by("id")
+        .limit(1000)
+        .values_list("id", flat=True)
+    )
+    to_process += [rid for rid in forgotten if rid not in to_process]  # type: ignore[misc]
+    to_process += [rid for rid in await _owed_confirmations(now) if rid not in to_process]
+    for reply_id in to_process:
+        await enqueue_processing(runtime, reply_id)
+    if to_process:
+        log.info("finalised or requeued %d replies", len(to_process))
+    return to_process
+
+
+async def _owed_confirmations(now: datetime) -> list[int]:
+    """Processed replies of the last day whose opt-out confirmation has still not left."""
+    waiting = await Reply.filter(
+        opt_out_requested=True,
+        confirmation_sent_at=None,
+        processed_at__lt=now - UNPROCESSED_GRACE,
+        created_at__gte=now - CONFIRMATION_WINDOW,
+    ).values_list("id", flat=True)
+    if not waiting:
+        return []
+    # Only the reply that switched the opt-out on owes one (see _owes_confirmation).
+    owed = await OptOut.filter(active=True, reply_id__in=list(waiting)).values_list(
+        "reply_id", flat=True
+    )
+    return sorted(int(rid) for rid in owed)  # type: ignore[call-overload]
+
+
+# --- processing (the job) -----------------------------------------------------------------
+
+
+async def match_reply(reply: Reply) -> None:
+    """Set the people holding the sender's number and the campaign message it answers."""
+    people = (
+        await Person.filter(Q(mobile=reply.msisdn) | Q(landline=reply.msisdn))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    message = (
+        await Message.filter(address=reply.msisdn, sent_at__isnull=False)
+        .exclude(status__in=_NOT_SENT)
+        .order_by("-sent_at", "-id")
+        .first()
+    )
+    candidates = [int(pid) for pid in people]  # type: ignore[call-overload]
+    if (
+        not candidates
+        and message is not None
+        and message.person_id is not None
+        and await Person.exists(id=message.person_id)
+    ):
+        # The number is no longer on file, but we did write to that person at this number.
+        candidates = [message.person_id]
+    reply.candidate_ids = candidates
+    reply.person_id = candidates[0] if len(candidates) == 1 else None
+    reply.message_id = message.id if message is not None else None
+    reply.campaign_id = message.campaign_id if message is not None else None
+
+
+def queue_for(reply: Reply, result: Classification, resubscribe: bool) -> str | None:
+    """Which escalation queue a classified reply goes to; None when nobody needs to act."""
+    if result.label == "distress":
+        return "urgence"
+    if result.label == "opt_out":
+        # An opt-out alone is handled, never queued; one that says something more
+        # ("STOP je me suis cassé la jambe") is read by someone, distress rule or not.
+        return None if result.opt_out_only else "triage"
+    if result.label == "other" and resubscribe:
+        return None  # "START" alone: the opt-out is lifted, nothing to call about
+    if not reply.candidate_ids:
+        return "triage"  # someone has to find out who wrote
+    return {"callback": "rappel", "other": "triage"}.get(result.label)
+
+
+async def process_reply(runtime: Runtime, reply_id: int) -> Reply | None:
+    """Match, classify and act on one stored reply; a second run does nothing twice.
+
+    The opt-out and the escalation are recorded first and the reply marked processed;
+    the opt-out confirmation SMS goes last, so a throttled provider (RetryLater) never
+    holds a reply out of its queue: the retried job only sends the confirmation.
+    """
+    reply = await Reply.get_or_none(id=reply_id)
+    if reply is None:
+        return None
+    if reply.processed_at is not None:
+        await _confirm_if_owed(runtime, reply)
+        return reply
+    await match_reply(reply)
+    result = classify(reply.text)
+    reply.label = result.label
+    reply.rule = result.rule[:64]
+    reply.opt_out_requested = result.opt_out_requested
+    await reply.save(
+        update_fields=[
+            "candidate_ids",
+            "person_id",
+            "message_id",
+            "campaign_id",
+            "label",
+            "rule",
+            "opt_out_requested",
+        ]
+    )
+    resubscribe = is_resubscribe(reply.text)
+    if resubscribe and not result.opt_out_requested:
+        await lift_opt_out(reply.msisdn, actor=REPLY_ACTOR, reason="start")
+    if result.label == "opt_out" or result.opt_out_requested:
+        await opt_out(reply.msisdn, "sms", source="reply", reply_id=reply.id, actor=REPLY_ACTOR)
+    queue = queue_for(reply, result, resubscribe)
+    if queue is not None and reply.escalation_id is None:
+        from campaigns.escalations.lifecycle import escalate
+
+        escalation = await escalate(reply=reply, queue=queue, label=result.label, runtime=runtime)
+        reply.escalation_id = escalation.id
+        await reply.save(update_fields=["escalation_id"])
+    reply.processed_at = runtime.clock()
+    await reply.save(update_fields=["processed_at"])
+    log.info("reply %s processed: %s (%s)", reply.id, result.label, queue or "no queue")
+    await _confirm_if_owed(runtime, reply)
+    return reply
+
+
+def confirmation_text(ccas_name: str) -> str:
+    return f"Vous ne recevrez plus de SMS du {ccas_name}. Pour vous réinscrire, répondez START."
+
+
+async def _owes_confirmation(reply: Reply) -> bool:
+    """True while this reply switched the address's opt-out on and nothing was sent yet."""
+    if not reply.opt_out_requested or reply.confirmation_sent_at is not None:
+        return False
+    # The reply that switched the opt-out on owes the confirmation (a second STOP from an
+    # address already opted out does not); START since then cancels it.
+    address = normalise_address(reply.msisdn)
+    return await OptOut.exists(address=address, active=True, reply_id=reply.id)
+
+
+async def _confirm_if_owed(runtime: Runtime, reply: Reply) -> None:
+    if await _owes_confirmation(reply):
+        await _confirm_opt_out(runtime, reply)
+
+
+async def _confirm_opt_out(runtime: Runtime, reply: Reply) -> None:
+    """Send the one confirmation SMS, claimed on the reply first so a re-run never resends."""
+    if reply.confirmation_sent_at is not None:
+        return
+    now = runtime.clock()
+    claimed = await Reply.filter(id=reply.id, confirmation_sent_at=None).update(
+        confirmation_sent_at=now
+    )
+    if not claimed:
+        return
+    reply.confirmation_sent_at = now
+    if runtime.sms is None:
+        log.warning("no SMS provider: opt-out confirmation for reply %s not sent", reply.id)
+        return
+    analysis = analyse(confirmation_text(runtime.settings.ccas_name))
+    request = SmsRequest(
+        message_id=f"optout-{reply.id}",
+        to=reply.msisdn,
+        # Answer from the number they wrote to: that is where START has to go.
+        sender=reply.to or runtime.settings.sms_sender,
+        text=analysis.text,
+        unicode=analysis.encoding == "UCS-2",
+        status_report=False,
+    )
+    try:
+        sent: SendResult | None = await runtime.sms.send_sms(request)
+    except Exception:
+        # It may have left: never resend blindly (same rule as campaign messages).
+        log.exception("opt-out confirmation for reply %s: provider error", reply.id)
+        sent = None
+    if sent is not None and sent.outcome is Outcome.RETRY:
+        # Nothing left: hand the claim back so the retried job sends it.
+        await Reply.filter(id=reply.id).update(confirmation_sent_at=None)
+        reply.confirmation_sent_at = None
+        raise RetryLater(sent.retry_after or 60)
+    await audit.record(
+        REPLY_ACTOR,
+        "optout.confirmation",
+        "reply",
+        reply.id,
+        outcome=sent.outcome.value if sent is not None else "error",
+        reason=sent.reason if sent is not None else None,
+    )
