@@ -124,11 +124,9 @@ def test_a_rejected_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_worker_tuning_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workers.runtime import load_tuning
-
     monkeypatch.setenv("CAMPAIGNS_SEND_CONCURRENCY", "0")
     with pytest.raises(SettingsError) as err:
-        load_tuning()
+        load_settings(None)
     assert "CAMPAIGNS_SEND_CONCURRENCY" in str(err.value)
 
 

@@ -33,7 +33,7 @@ from campaigns.web.app import create_app
 from providers.emulator import EmulatorConfig, VonageEmulator
 from tests.dispatch_support import counts, create_campaign, launch_campaign
 from tests.services import REDIS_URL, require_redis
-from workers.runtime import WorkerTuning, build_runtime, close_runtime
+from workers.runtime import build_runtime, close_runtime
 
 pytestmark = pytest.mark.slow
 
@@ -85,9 +85,10 @@ async def app_runtime(
         CAMPAIGNS_TIMEZONE="Europe/Paris",
         CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
         CAMPAIGNS_SECRET_KEY="k" * 32,
+        CAMPAIGNS_QUEUE_NAME=queue_name,
         _env_file=None,  # type: ignore[call-arg]
     )
-    runtime = await build_runtime(settings, tuning=WorkerTuning(CAMPAIGNS_QUEUE_NAME=queue_name))
+    runtime = await build_runtime(settings)
     runner = web.AppRunner(create_app(runtime), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -1,55 +1,22 @@
-"""Building a process's Runtime from settings (providers, Redis, queue): used by serve and worker.
+"""The composition root: a process's Runtime built from its Settings (providers, Redis, queue).
 
-Beyond `Settings`, dispatch reads its tuning from the environment here:
-`CAMPAIGNS_QUEUE_NAME` (arq queue, also the prefix of every Redis key we write;
-default `campaigns:queue`), `CAMPAIGNS_SEND_CONCURRENCY` (sends in flight per worker,
-default 16), `CAMPAIGNS_DISPATCH_LANES` (workers sharing one run, default 4 with Redis),
-`CAMPAIGNS_WORKER_HEARTBEAT` (seconds of silence after which a worker is dead, default
-30), `CAMPAIGNS_MAX_ATTEMPTS` (default 5). `CAMPAIGNS_BATCH_SIZE` is in Settings.
+`campaigns serve` and `campaigns worker` both call `build_runtime`; it is the only place
+that chooses concrete providers, the job queue and the coordination backend.
 """
 
 from __future__ import annotations
 
 import logging
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from campaigns.core.clock import Clock, utcnow
 from campaigns.core.runtime import DispatchConfig, Runtime
-from campaigns.core.settings import Settings, SettingsError, production_warnings, settings_error
+from campaigns.core.settings import Settings, SettingsError, production_warnings
 from campaigns.dispatch.rate_limit import make_rate_limiter
 from campaigns.rules.send_window import parse_send_window
 
-__all__ = ["WorkerTuning", "build_runtime", "close_runtime", "load_tuning"]
+__all__ = ["build_runtime", "close_runtime"]
 
 log = logging.getLogger(__name__)
-
-
-class WorkerTuning(BaseSettings):
-    # Only the CAMPAIGNS_* names: by field name "lanes" or "heartbeat" could come from anywhere.
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    queue_name: str = Field(
-        default="campaigns:queue", min_length=1, validation_alias="CAMPAIGNS_QUEUE_NAME"
-    )
-    concurrency: int = Field(
-        default=16, ge=1, le=256, validation_alias="CAMPAIGNS_SEND_CONCURRENCY"
-    )
-    lanes: int | None = Field(
-        default=None, ge=1, le=64, validation_alias="CAMPAIGNS_DISPATCH_LANES"
-    )
-    heartbeat: float = Field(
-        default=30, ge=1, le=3600, validation_alias="CAMPAIGNS_WORKER_HEARTBEAT"
-    )
-    max_attempts: int = Field(default=5, ge=1, le=50, validation_alias="CAMPAIGNS_MAX_ATTEMPTS")
-
-
-def load_tuning() -> WorkerTuning:
-    try:
-        return WorkerTuning()
-    except ValidationError as exc:
-        raise settings_error(exc, WorkerTuning) from None
 
 
 def _sms_provider(settings: Settings, concurrency: int):
@@ -99,9 +66,7 @@ def _email_provider(settings: Settings):
     return ConsoleEmailProvider(settings.outbox_dir)
 
 
-async def build_runtime(
-    settings: Settings, *, clock: Clock = utcnow, tuning: WorkerTuning | None = None
-) -> Runtime:
+async def build_runtime(settings: Settings, *, clock: Clock = utcnow) -> Runtime:
     """Everything a web or worker process needs; jobs of the in-process queue wait for start()."""
     from campaigns.core.nonce_store import MemoryNonceStore, RedisNonceStore
     from campaigns.rules.classification import ENV_VAR, RuleFileError, check_rules
@@ -111,23 +76,22 @@ async def build_runtime(
         check_rules()  # a typo in the CCAS's rule file stops start-up, not every reply job
     except RuleFileError as exc:
         raise SettingsError(f"Configuration invalide :\n  {ENV_VAR}: {exc}") from None
-    tuning = tuning or load_tuning()
     for warning in production_warnings(settings):
         log.warning("configuration : %s", warning)
     runtime = Runtime(settings=settings, clock=clock)
     runtime.dispatch = DispatchConfig(
         batch_size=settings.batch_size,
-        concurrency=tuning.concurrency,
-        lanes=tuning.lanes or (4 if settings.redis_url else 1),
-        max_attempts=tuning.max_attempts,
-        heartbeat_ttl=tuning.heartbeat,
+        concurrency=settings.send_concurrency,
+        lanes=settings.dispatch_lanes or (4 if settings.redis_url else 1),
+        max_attempts=settings.max_attempts,
+        heartbeat_ttl=settings.worker_heartbeat,
     )
     runtime.send_window = parse_send_window(
         settings.send_window, settings.timezone, settings.holidays
     )
-    runtime.sms = _sms_provider(settings, tuning.concurrency)
+    runtime.sms = _sms_provider(settings, settings.send_concurrency)
     runtime.email = _email_provider(settings)
-    prefix = tuning.queue_name
+    prefix = settings.queue_name
     worker_id = new_worker_id()
     if settings.redis_url:
         from redis.asyncio import Redis
@@ -135,8 +99,10 @@ async def build_runtime(
         from workers.arq_queue import ArqQueue
 
         runtime.redis = Redis.from_url(settings.redis_url)
-        runtime.queue = await ArqQueue.connect(settings.redis_url, tuning.queue_name)
-        runtime.coordination = RedisCoordination(runtime.redis, prefix, worker_id, tuning.heartbeat)
+        runtime.queue = await ArqQueue.connect(settings.redis_url, settings.queue_name)
+        runtime.coordination = RedisCoordination(
+            runtime.redis, prefix, worker_id, settings.worker_heartbeat
+        )
         runtime.nonce_store = RedisNonceStore(runtime.redis, prefix=f"{prefix}:nonce:")
     else:
         from workers.inprocess import InProcessQueue

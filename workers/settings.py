@@ -1,25 +1,23 @@
 """arq worker settings: job functions, the minute tick, start-up and shut-down of the Runtime.
 
-`campaigns worker` builds its Worker from `worker_options()`; `WorkerSettings` is the
-same for arq's own command line (`arq workers.settings.WorkerSettings`).
+`campaigns worker` builds its arq Worker from `worker_options()`, with the Settings the
+command read once.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from arq import cron, func
 from arq.connections import RedisSettings
 
 from campaigns.core.db import close_db, init_db
-from campaigns.core.settings import Settings, load_settings
+from campaigns.core.settings import Settings
 from workers import jobs, reply_jobs
-from workers.arq_queue import DEFAULT_QUEUE_NAME
-from workers.runtime import WorkerTuning, build_runtime, close_runtime
+from workers.runtime import build_runtime, close_runtime
 
-__all__ = ["WorkerSettings", "on_shutdown", "on_startup", "worker_options"]
+__all__ = ["on_shutdown", "on_startup", "worker_options"]
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +29,9 @@ SHUTDOWN_WAIT = 30
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx.get("settings") or load_settings()
+    settings: Settings = ctx["settings"]
     await init_db(settings.database_url)
-    runtime = await build_runtime(settings, tuning=ctx.get("tuning"))
+    runtime = await build_runtime(settings)
     worker = ctx.get("worker")
     if worker is not None:
         # Lanes stop after their current batch once arq stops picking jobs (SIGTERM).
@@ -75,37 +73,20 @@ def _cron_jobs(queue_name: str) -> list[Any]:
     ]
 
 
-def worker_options(settings: Settings, tuning: WorkerTuning) -> dict[str, Any]:
+def worker_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for arq's Worker (campaigns worker adds ctx and signals)."""
     if not settings.redis_url:
         raise ValueError("a Redis URL is required")
     return {
         "functions": _functions(),
-        "cron_jobs": _cron_jobs(tuning.queue_name),
+        "cron_jobs": _cron_jobs(settings.queue_name),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
-        "queue_name": tuning.queue_name,
+        "queue_name": settings.queue_name,
         "max_jobs": 20,
         "poll_delay": 0.2,
         "keep_result": 0,
         "job_completion_wait": SHUTDOWN_WAIT,
-        "ctx": {"settings": settings, "tuning": tuning},
+        "ctx": {"settings": settings},
     }
-
-
-class WorkerSettings:
-    """For `arq workers.settings.WorkerSettings`; reads the environment at import."""
-
-    queue_name = os.environ.get("CAMPAIGNS_QUEUE_NAME", DEFAULT_QUEUE_NAME)
-    functions = _functions()
-    cron_jobs = _cron_jobs(queue_name)
-    on_startup = on_startup
-    on_shutdown = on_shutdown
-    redis_settings = RedisSettings.from_dsn(
-        os.environ.get("CAMPAIGNS_REDIS_URL", "redis://127.0.0.1:6379")
-    )
-    max_jobs = 20
-    poll_delay = 0.2
-    keep_result = 0
-    job_completion_wait = SHUTDOWN_WAIT

@@ -18,7 +18,6 @@ def run(args: argparse.Namespace) -> int:
     from arq.worker import Worker
 
     from campaigns.core.settings import load_settings
-    from workers.runtime import load_tuning
     from workers.settings import worker_options
 
     settings = load_settings()
@@ -30,12 +29,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    tuning = load_tuning()
-    options = worker_options(settings, tuning)
+    options = worker_options(settings)
     # arq's Worker takes the current event loop when it is built.
     asyncio.set_event_loop(asyncio.new_event_loop())
     worker = Worker(**options)
     worker.ctx["worker"] = worker
-    print(f"Worker d'envoi démarré (file {tuning.queue_name}).", flush=True)
+    print(f"Worker d'envoi démarré (file {settings.queue_name}).", flush=True)
     worker.run()
     return 0

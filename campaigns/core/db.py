@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -83,7 +82,11 @@ async def database(url: str, *, run_migrations: bool = True) -> AsyncIterator[No
         await close_db()
 
 
-# The tortoise CLI reads this (`tortoise -c campaigns.core.db.TORTOISE_ORM makemigrations`).
-TORTOISE_ORM = tortoise_config(
-    os.environ.get("CAMPAIGNS_DATABASE_URL", "sqlite://campaigns.core.db")
-)
+def __getattr__(name: str) -> Any:
+    # The tortoise CLI reads `campaigns.core.db.TORTOISE_ORM` (`tortoise -c ... makemigrations`);
+    # built on demand from the one settings loader so importing this module reads nothing.
+    if name == "TORTOISE_ORM":
+        from campaigns.core.settings import load_settings
+
+        return tortoise_config(load_settings().database_url)
+    raise AttributeError(name)

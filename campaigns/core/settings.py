@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = Field(
-        default="sqlite://campaigns.core.db", validation_alias=_env("CAMPAIGNS_DATABASE_URL")
+        default="sqlite://campaigns.db", validation_alias=_env("CAMPAIGNS_DATABASE_URL")
     )
     redis_url: str | None = Field(default=None, validation_alias=_env("CAMPAIGNS_REDIS_URL"))
     sms_provider: Literal["console", "vonage"] = Field(
@@ -102,6 +102,25 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(default=False, validation_alias=_env("CAMPAIGNS_SECURE_COOKIES"))
     # Escalation queues' due times: "urgence=1h,rappel=24oh,triage=48h" (oh: opening hours).
     queues: str = Field(default=DEFAULT_QUEUES_SPEC, validation_alias=_env("CAMPAIGNS_QUEUES"))
+    # A CCAS's own reply rules, added to the packaged ones (checked at start-up).
+    reply_rules: Path | None = Field(default=None, validation_alias=_env("CAMPAIGNS_REPLY_RULES"))
+    # Worker tuning. The queue name is also the prefix of every Redis key we write.
+    queue_name: str = Field(
+        default="campaigns:queue", min_length=1, validation_alias=_env("CAMPAIGNS_QUEUE_NAME")
+    )
+    send_concurrency: int = Field(
+        default=16, ge=1, le=256, validation_alias=_env("CAMPAIGNS_SEND_CONCURRENCY")
+    )
+    # Workers sharing one run; unset: 4 with Redis, 1 in-process.
+    dispatch_lanes: int | None = Field(
+        default=None, ge=1, le=64, validation_alias=_env("CAMPAIGNS_DISPATCH_LANES")
+    )
+    worker_heartbeat: float = Field(
+        default=30, ge=1, le=3600, validation_alias=_env("CAMPAIGNS_WORKER_HEARTBEAT")
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, le=50, validation_alias=_env("CAMPAIGNS_MAX_ATTEMPTS")
+    )
 
     @field_validator("timezone")
     @classmethod

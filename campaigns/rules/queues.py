@@ -12,13 +12,24 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from campaigns.rules.business_hours import due_at as business_due_at
 from campaigns.rules.send_window import SendWindow, parse_send_window
 
-if TYPE_CHECKING:  # settings.py imports this module to validate CAMPAIGNS_QUEUES
-    from campaigns.core.settings import Settings
+
+class QueueSettings(Protocol):
+    """What the queue rules need of the settings; rules stay below core, which imports them."""
+
+    @property
+    def queues(self) -> str: ...
+    @property
+    def opening_hours(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def holidays(self) -> str: ...
+
 
 __all__ = [
     "DEFAULT_QUEUES_SPEC",
@@ -160,12 +171,12 @@ def _cached_window(spec: str, tz: str, holidays: str) -> SendWindow:
     return parse_send_window(spec, tz, holidays)
 
 
-def rules_for(settings: Settings) -> dict[str, QueueRule]:
+def rules_for(settings: QueueSettings) -> dict[str, QueueRule]:
     """The queue rules of the settings (parsed once per distinct value)."""
     return dict(_cached_rules(settings.queues))
 
 
-def rule_for(settings: Settings, queue: str) -> QueueRule:
+def rule_for(settings: QueueSettings, queue: str) -> QueueRule:
     rules = _cached_rules(settings.queues)
     try:
         return rules[queue]
@@ -173,7 +184,7 @@ def rule_for(settings: Settings, queue: str) -> QueueRule:
         raise ValueError(f"file inconnue « {queue} »") from None
 
 
-def opening_window(settings: Settings) -> SendWindow:
+def opening_window(settings: QueueSettings) -> SendWindow:
     """The CCAS's opening hours (``CAMPAIGNS_OPENING_HOURS``) with its holiday calendar."""
     return _cached_window(settings.opening_hours, settings.timezone, settings.holidays)
 
