@@ -16,7 +16,8 @@ import os
 import secrets
 import socket
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -94,7 +95,7 @@ class RedisCoordination:
             self._task = None
         with contextlib.suppress(Exception):
             await self._redis.delete(self._worker_key(self.worker_id))
-            await self._redis.srem(self._members_key, self.worker_id)
+            await cast(Awaitable[int], self._redis.srem(self._members_key, self.worker_id))
 
     async def alive(self, worker_ids: set[str]) -> set[str]:
         ordered = sorted(worker_ids)
@@ -109,12 +110,12 @@ class RedisCoordination:
     async def workers(self) -> int:
         members = {
             m.decode() if isinstance(m, bytes) else str(m)
-            for m in await self._redis.smembers(self._members_key)
+            for m in await cast(Awaitable[set[Any]], self._redis.smembers(self._members_key))
         }
         living = await self.alive(members)
         dead = members - living
         if dead:
-            await self._redis.srem(self._members_key, *sorted(dead))
+            await cast(Awaitable[int], self._redis.srem(self._members_key, *sorted(dead)))
         return max(1, len(living))
 
     async def acquire(self, key: str, token: str, ttl: float) -> bool:
@@ -130,7 +131,7 @@ class RedisCoordination:
 class MemoryCoordination:
     """One process, no Redis: only this worker is alive; leases in a dict."""
 
-    def __init__(self, worker_id: str, clock=time.monotonic) -> None:
+    def __init__(self, worker_id: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.worker_id = worker_id
         self._leases: dict[str, tuple[str, float]] = {}
         self._clock = clock

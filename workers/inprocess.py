@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ class InProcessQueue:
 
     def __init__(
         self,
-        functions: dict[str, JobFunction],
+        functions: Mapping[str, JobFunction],
         ctx: dict[str, Any] | None = None,
         *,
         tick_every: float = 60.0,

@@ -13,13 +13,14 @@ from campaigns.core.runtime import DispatchConfig, Runtime
 from campaigns.core.settings import Settings, SettingsError, production_warnings
 from campaigns.dispatch.rate_limit import make_rate_limiter
 from campaigns.rules.send_window import parse_send_window
+from providers.base import EmailProvider, SmsProvider
 
 __all__ = ["build_runtime", "close_runtime"]
 
 log = logging.getLogger(__name__)
 
 
-def _sms_provider(settings: Settings, concurrency: int):
+def _sms_provider(settings: Settings, concurrency: int) -> SmsProvider:
     if settings.sms_provider == "vonage":
         from providers.vonage.client import VonageSmsProvider
 
@@ -41,7 +42,7 @@ def _sms_provider(settings: Settings, concurrency: int):
     return ConsoleSmsProvider(settings.outbox_dir)
 
 
-def _email_provider(settings: Settings):
+def _email_provider(settings: Settings) -> EmailProvider:
     use_smtp = settings.email_provider == "smtp" or (
         settings.email_provider is None and settings.smtp_host
     )

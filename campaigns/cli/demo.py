@@ -9,7 +9,7 @@ from campaigns.core.settings import Settings
 from campaigns.registry.demo import fill_demo
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "demo", help="remplir une base vide avec une population fictive (démonstration)"
     )

@@ -27,7 +27,7 @@ PROGRESS_MIN_BYTES = 100_000
 LABELS = {**REASONS, "value_too_long": "Valeur trop longue pour la base"}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "import",
         help="importer un registre CSV dans un segment",

@@ -9,7 +9,7 @@ from campaigns.core.db import migrate
 from campaigns.core.settings import load_settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("migrate", help="appliquer les migrations de la base")
     parser.set_defaults(func=run)
 

@@ -10,7 +10,7 @@ from campaigns.cli.common import run_with_db
 from campaigns.core.settings import Settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("user", help="gérer les comptes du personnel")
     actions = parser.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="créer un compte")

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "worker", help="lancer un worker d'envoi (arq, nécessite CAMPAIGNS_REDIS_URL)"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -214,10 +213,10 @@ def production_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
-def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
     """Read and validate settings; a bad value raises SettingsError naming the variable."""
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     except ValidationError as exc:
         raise settings_error(exc, Settings) from None
 

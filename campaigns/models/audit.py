@@ -18,7 +18,7 @@ class AuditEvent(Model):
     object_type = fields.CharField(max_length=32)
     object_id = fields.CharField(max_length=64, null=True)
     # Counts, field names and codes only: never names, numbers or message texts.
-    detail: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    detail: dict[str, Any] = fields.JSONField(default=dict)
 
     class Meta:
         table = "audit_event"

@@ -73,7 +73,7 @@ class Campaign(Model):
         "models.TemplateVersion", related_name="campaigns", on_delete=fields.RESTRICT
     )
     audience_id = fields.IntField(null=True)
-    audience_snapshot: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    audience_snapshot: dict[str, Any] = fields.JSONField(default=dict)
     sender = fields.CharField(max_length=20, null=True)
     hotline = fields.CharField(max_length=40, null=True)
     expects_replies = fields.BooleanField(default=True)

@@ -93,7 +93,7 @@ class Audience(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
     # `filter` is taken by tortoise's Model; the API still calls it "filter".
-    criteria: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    criteria: dict[str, Any] = fields.JSONField(default=dict)
     created_by_id = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 

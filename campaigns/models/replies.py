@@ -27,7 +27,7 @@ class InboundPart(Model):
     part = fields.IntField()
     text = fields.TextField(default="")
     received_at = fields.DatetimeField(auto_now_add=True)
-    payload: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    payload: dict[str, Any] = fields.JSONField(default=dict)
     assembled = fields.BooleanField(default=False)
 
     class Meta:
@@ -47,7 +47,7 @@ class Reply(Model):
     received_at = fields.DatetimeField()
     person_id = fields.IntField(null=True)
     # Every person holding this number: a shared phone makes several candidates.
-    candidate_ids: list[int] = fields.JSONField(default=list)  # type: ignore[assignment]
+    candidate_ids: list[int] = fields.JSONField(default=list)
     message_id = fields.BigIntField(null=True)
     campaign_id = fields.IntField(null=True)
     label = fields.CharField(max_length=12, null=True)
@@ -60,7 +60,7 @@ class Reply(Model):
     # both make a retried processing job skip what it already did.
     escalation_id = fields.IntField(null=True)
     confirmation_sent_at = fields.DatetimeField(null=True)
-    payload: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    payload: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -91,7 +91,7 @@ class Escalation(Model):
     outcome = fields.CharField(max_length=40, null=True)
     overdue_notified_at = fields.DatetimeField(null=True)
     multiple_candidates = fields.BooleanField(default=False)
-    reply_ids: list[int] = fields.JSONField(default=list)  # type: ignore[assignment]
+    reply_ids: list[int] = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     claimed_at = fields.DatetimeField(null=True)

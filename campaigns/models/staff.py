@@ -21,7 +21,7 @@ class Staff(Model):
     role = fields.CharEnumField(Role, max_length=20)
     password_hash = fields.CharField(max_length=200)
     # Queue codes this person works (`urgence`, `rappel`, `triage`, ...).
-    queues: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    queues: list[str] = fields.JSONField(default=list)
     phone = fields.CharField(max_length=20, null=True)
     active = fields.BooleanField(default=True)
     must_change_password = fields.BooleanField(default=False)

@@ -104,9 +104,19 @@ _FRENCH_SHAPE = re.compile(r"^(\+33|0033|0)[\s.\-]*(?:\(0\)[\s.\-]*)?([1-9](?:[\
 _COUNTRY_CODES = {
     region: phonenumbers.country_code_for_region(region) for region in FALLBACK_REGIONS
 }
-_FR = phonenumbers.PhoneMetadata.metadata_for_region("FR")
-_FR_MOBILE = re.compile(_FR.mobile.national_number_pattern)
-_FR_FIXED = re.compile(_FR.fixed_line.national_number_pattern)
+
+
+def _national_pattern(kind: str) -> re.Pattern[str]:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("FR")
+    desc = getattr(metadata, kind, None)
+    pattern = getattr(desc, "national_number_pattern", None)
+    if not isinstance(pattern, str):  # phonenumbers ships FR metadata; this guards an upgrade
+        raise RuntimeError(f"phonenumbers has no French {kind} pattern")
+    return re.compile(pattern)
+
+
+_FR_MOBILE = _national_pattern("mobile")
+_FR_FIXED = _national_pattern("fixed_line")
 
 
 _TYPE_DESCS = (

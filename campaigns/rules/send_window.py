@@ -344,15 +344,19 @@ def parse_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
+# holidays builds its country classes at import; its stubs do not name them.
+_france: type[holidays.HolidayBase] = holidays.country_holidays("FR").__class__
+
+
 def parse_holidays(spec: str) -> holidays.HolidayBase | None:
     """The public-holiday calendar named by ``spec``, or None for ``none``."""
     text = spec.strip().lower().replace("_", "-").replace(" ", "-")
     if text in {"none", "aucun", "off", ""}:
         return None
     if text in {"fr", "france", "fr-metropole", "fr-métropole"}:
-        return holidays.France(language="fr")
+        return _france(language="fr")
     code = text.removeprefix("fr-")
     subdivision = _SUBDIVISIONS.get(code)
-    if subdivision is None or subdivision not in holidays.France.subdivisions:
+    if subdivision is None or subdivision not in _france.subdivisions:
         raise ValueError(f"calendrier de jours fériés inconnu « {spec} » : {_HOLIDAYS_HELP}")
-    return holidays.France(subdiv=subdivision, language="fr")
+    return _france(subdiv=subdivision, language="fr")
