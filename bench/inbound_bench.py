@@ -46,7 +46,7 @@ REDIS_URL = os.environ.get("CAMPAIGNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/
 SECRET = "bench-signature-secret"
 METHOD = "sha256"
 PATH = "/webhooks/vonage/inbound"
-DEV_SET = Path("/work/shared/data/replies_dev.csv")
+DEV_SET = Path(__file__).resolve().parents[1] / "tests" / "data" / "replies_dev.csv"
 FALLBACK_TEXTS = (
     "STOP",
     "Oui rappelez-moi svp",

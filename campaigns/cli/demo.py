@@ -11,9 +11,15 @@ from campaigns.registry.demo import fill_demo
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "demo", help="remplir une base vide avec une population fictive (démonstration)"
+        "demo",
+        help="remplir une base vide avec une population fictive (démonstration)",
+        description=(
+            "Remplit une base vide avec une population fictive, pour essayer le service. "
+            "Les mobiles sont pris dans la plage réservée à la fiction par l'ARCEP : "
+            "un envoi réel n'atteint personne."
+        ),
     )
-    parser.add_argument("--count", type=int, default=3000, help="nombre de personnes (3000)")
+    parser.add_argument("--count", type=int, default=3000, help="nombre de personnes")
     parser.add_argument("--seed", type=int, default=2024, help="graine du tirage aléatoire")
     parser.set_defaults(func=run)
 

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import Any, NoReturn
 
 from campaigns.core.settings import SettingsError
 
@@ -13,13 +14,65 @@ QUIET_LOGGERS = ("vonage", "vonage_http_client", "urllib3", "requests", "aiosmtp
 COMMANDS = ["serve", "worker", "migrate", "import_register", "user", "demo", "classify"]
 
 
+# argparse's own error sentences, as a French user should read them.
+_ERRORS = (
+    ("the following arguments are required", "arguments obligatoires manquants"),
+    ("unrecognized arguments", "arguments inconnus"),
+    ("invalid choice", "choix invalide"),
+    ("choose from", "au choix"),
+    ("expected one argument", "une valeur est attendue"),
+    ("invalid int value", "nombre entier invalide"),
+)
+
+
+class FrenchHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's help in French, defaults shown ("par défaut : ...")."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "utilisation : " if prefix is None else prefix)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (par défaut : %(default)s)"
+        return text
+
+
+class FrenchArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose headings, help option and errors speak French."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", FrenchHelpFormatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "arguments"
+        self._optionals.title = "options"
+        self.add_argument(
+            "-h", "--help", action="help", default=argparse.SUPPRESS, help="afficher cette aide"
+        )
+
+    def error(self, message: str) -> NoReturn:
+        for english, french in _ERRORS:
+            message = message.replace(english, french)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog} : erreur : {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = FrenchArgumentParser(
         prog="campaigns",
         description="Campagnes d'appel sortant pour les CCAS : registres, SMS, réponses, files.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="journal détaillé")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE")
+    subparsers = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMANDE",
+        title="commandes",
+        parser_class=FrenchArgumentParser,
+    )
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"campaigns.cli.{name}")

@@ -10,7 +10,14 @@ from campaigns.core.settings import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("migrate", help="appliquer les migrations de la base")
+    parser = subparsers.add_parser(
+        "migrate",
+        help="appliquer les migrations de la base",
+        description=(
+            "Crée ou met à jour le schéma de la base (CAMPAIGNS_DATABASE_URL). Sans effet sur "
+            "une base déjà à jour ; à lancer une fois avant de démarrer le web et les workers."
+        ),
+    )
     parser.set_defaults(func=run)
 
 

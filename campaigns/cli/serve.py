@@ -20,9 +20,17 @@ FIRST_ADMIN = "admin@ccas.local"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("serve", help="lancer l'application web")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser = subparsers.add_parser(
+        "serve",
+        help="lancer l'application web",
+        description=(
+            "Lance l'application web (pages du personnel, API, webhooks Vonage). Sans "
+            "CAMPAIGNS_REDIS_URL, ce processus envoie aussi les campagnes lui-même. Sur une "
+            "base vide, crée le compte administrateur et affiche son mot de passe à usage unique."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="adresse d'écoute")
+    parser.add_argument("--port", type=int, default=8080, help="port d'écoute")
     parser.set_defaults(func=run)
 
 
@@ -43,12 +51,6 @@ async def ensure_first_admin() -> str | None:
 async def serve(settings: Settings, host: str, port: int) -> None:
     async with database(settings.database_url):
         password = await ensure_first_admin()
-        if password is not None:
-            print(
-                f"Compte administrateur créé : {FIRST_ADMIN}\n"
-                f"Mot de passe à usage unique (affiché une seule fois) : {password}",
-                flush=True,
-            )
         runtime = await build_runtime(settings)
         if not settings.redis_url:
             # No Redis: this process sends the campaigns itself, with the same job functions.
@@ -60,6 +62,13 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         print(f"campaigns écoute sur http://{host}:{port}", flush=True)
+        if password is not None:
+            # Last, so that it is what a newcomer sees without scrolling.
+            print(
+                f"Compte administrateur créé : {FIRST_ADMIN}\n"
+                f"Mot de passe à usage unique (affiché une seule fois) : {password}",
+                flush=True,
+            )
         try:
             await asyncio.Event().wait()
         finally:

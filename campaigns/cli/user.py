@@ -11,12 +11,32 @@ from campaigns.core.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("user", help="gérer les comptes du personnel")
-    actions = parser.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="créer un compte")
-    add.add_argument("email")
-    add.add_argument("--role", required=True, choices=["admin", "coordinator", "caseworker"])
-    add.add_argument("--name", default="")
+    parser = subparsers.add_parser(
+        "user",
+        help="gérer les comptes du personnel",
+        description=(
+            "Gère les comptes du personnel (administrateurs, coordinateurs, travailleurs sociaux)."
+        ),
+    )
+    actions = parser.add_subparsers(
+        dest="user_command", required=True, metavar="ACTION", title="actions"
+    )
+    add = actions.add_parser(
+        "add",
+        help="créer un compte",
+        description=(
+            "Crée un compte et affiche un mot de passe à usage unique, à changer à la "
+            "première connexion (sauf avec --password-stdin)."
+        ),
+    )
+    add.add_argument("email", help="adresse e-mail de connexion")
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "coordinator", "caseworker"],
+        help="rôle du compte",
+    )
+    add.add_argument("--name", default="", help="nom affiché")
     add.add_argument(
         "--queues",
         default=None,

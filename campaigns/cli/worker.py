@@ -9,7 +9,12 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "worker", help="lancer un worker d'envoi (arq, nécessite CAMPAIGNS_REDIS_URL)"
+        "worker",
+        help="lancer un worker d'envoi (arq, nécessite CAMPAIGNS_REDIS_URL)",
+        description=(
+            "Lance un worker qui envoie les campagnes, traite les réponses et les tâches de "
+            "chaque minute. Plusieurs workers se partagent Redis et la base de données."
+        ),
     )
     parser.set_defaults(func=run)
 
