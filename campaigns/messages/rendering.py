@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateSyntaxError,
+    UndefinedError,
+    nodes,
+    pass_eval_context,
+)
+from jinja2 import filters as jinja_filters
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import Markup, escape
@@ -123,7 +132,8 @@ def _context(variables: Variables) -> dict[str, object]:
 class TemplateError(Exception):
     """A template that cannot be used, with a French message for the coordinator.
 
-    ``code`` is one of "syntax", "undefined_variable", "forbidden", "empty", "render".
+    ``code`` is one of "syntax", "undefined_variable", "forbidden", "empty", "render",
+    "too_long".
     """
 
     def __init__(self, message: str, *, code: str, line: int | None = None) -> None:
@@ -149,16 +159,73 @@ def _finalize(value: object) -> object:
     return "" if value is None else value
 
 
+# A rendered message longer than this is a mistake or an attack, never a message.
+MAX_OUTPUT = 20_000
+# Filters a message may use. Left out: those that build text from a width or a format
+# ("center", "indent", "wordwrap", "format": `"%020000000d"|format(1)` is 20 MB) or that
+# multiply text without bound, and those that reach objects ("attr", "map"...). "replace"
+# stays, with the length of its result checked before it is built.
+SAFE_FILTERS = frozenset(
+    {
+        "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "float",
+        "int", "join", "last", "length", "list", "lower", "replace", "round", "string", "striptags",
+        "title", "trim", "truncate", "upper", "urlencode", "wordcount",
+    }
+)  # fmt: skip
+
+
 class _MessageSandbox(SandboxedEnvironment):
     """The Jinja sandbox, also refusing the operators that can build huge strings."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        # "x" * 10**9 would fill memory; numbers may still be multiplied.
-        if operator == "**" or not all(isinstance(v, int | float) for v in (left, right)):
+        numbers = all(isinstance(v, int | float) for v in (left, right))
+        # "x" * 10**9 would fill memory, and "%" formats like the format filter; numbers
+        # may still be multiplied, added and taken modulo, but not raised to a power.
+        if operator == "**" or (operator in {"*", "%"} and not numbers):
             raise SecurityError(f"opérateur {operator} interdit")
-        return super().call_binop(context, operator, left, right)
+        result = super().call_binop(context, operator, left, right)
+        if isinstance(result, str) and len(result) > MAX_OUTPUT:
+            raise SecurityError("texte trop long")
+        return result
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        # The sandbox runs str.format itself, with no limit on widths ("{:>999999999}").
+        if super().wrap_str_format(value) is None:
+            return None
+
+        def refused(*args: Any, **kwargs: Any) -> str:
+            raise SecurityError("mise en forme de texte interdite")
+
+        return refused
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # str.format and friends build text from a width: "{:>999999999}".format(1).
+        if isinstance(obj, str) and attr in {
+            "format",
+            "format_map",
+            "center",
+            "ljust",
+            "rjust",
+            "zfill",
+            "expandtabs",
+            "join",
+        }:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+
+def _bounded_replace(
+    eval_ctx: EvalContext, text: Any, old: Any, new: Any, count: int | None = None
+) -> Any:
+    value, old, new = str(text), str(old), str(new)
+    hits = value.count(old) if old else len(value) + 1
+    if count is not None and count >= 0:
+        hits = min(hits, count)
+    if len(value) + hits * (len(new) - len(old)) > MAX_OUTPUT:
+        raise SecurityError("texte trop long")
+    return jinja_filters.do_replace(eval_ctx, text, old, new, count)
 
 
 def _make_env(*, autoescape: bool) -> SandboxedEnvironment:
@@ -170,6 +237,9 @@ def _make_env(*, autoescape: bool) -> SandboxedEnvironment:
     )
     # Messages need only the variables and filters: no range(), lipsum(), namespace()...
     env.globals.clear()
+    env.filters = {name: f for name, f in env.filters.items() if name in SAFE_FILTERS}
+    env.filters["replace"] = pass_eval_context(_bounded_replace)
+    env.tests = {name: t for name, t in env.tests.items() if name not in {"callable"}}
     return env
 
 
@@ -179,6 +249,78 @@ _HTML_ENV = _make_env(autoescape=True)
 
 # Names Jinja itself provides inside loops, macros and blocks.
 _JINJA_NAMES = frozenset({"loop", "self", "super", "caller", "varargs", "kwargs"})
+
+
+# Statements a message does not need, and that make rendering time unbounded (recursion,
+# other templates) or let a coordinator's template read files.
+_FORBIDDEN_NODES: tuple[type[nodes.Node], ...] = (
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Extends,
+    nodes.Block,
+)
+
+
+def _names(node: nodes.Node) -> list[nodes.Name]:
+    # find_all looks only below a node; a bare name is the node itself.
+    found = list(node.find_all(nodes.Name))
+    return [node, *found] if isinstance(node, nodes.Name) else found
+
+
+def _check_cost(ast: nodes.Template, part: str) -> None:
+    """Refuse what makes rendering time or size grow beyond the template's own length.
+
+    With one level of loops over short variables, no recursion and no name built from
+    itself, rendering is linear in the template: a preview can never hold the server.
+    """
+    for node in ast.find_all(_FORBIDDEN_NODES):
+        raise TemplateError(
+            f"{_where(part, node.lineno)} : instruction non autorisée dans un message.",
+            code="forbidden",
+            line=node.lineno,
+        )
+    for loop in ast.find_all(nodes.For):
+        inner = next(iter(loop.find_all(nodes.For)), None)
+        if inner is not None or loop.recursive:
+            line = inner.lineno if inner is not None else loop.lineno
+            raise TemplateError(
+                f"{_where(part, line)} : boucles imbriquées non autorisées.",
+                code="forbidden",
+                line=line,
+            )
+    assignments = list(ast.find_all((nodes.Assign, nodes.AssignBlock, nodes.With)))
+    assigned = {
+        name.name
+        for node in assignments
+        for target in (node.targets if isinstance(node, nodes.With) else [node.target])
+        for name in _names(target)
+    }
+    for node in assignments:
+        values: list[nodes.Node]
+        if isinstance(node, nodes.Assign):
+            values = [node.node]
+        elif isinstance(node, nodes.AssignBlock):
+            values = list(node.body)
+        else:
+            values = list(node.values)
+        # {% set a = a ~ a %} repeated doubles the text each time.
+        if any(name.name in assigned for value in values for name in _names(value)):
+            raise TemplateError(
+                f"{_where(part, node.lineno)} : une variable ne peut pas être construite "
+                "à partir d'une autre variable du modèle.",
+                code="forbidden",
+                line=node.lineno,
+            )
+    for node in ast.find_all(nodes.Filter):
+        if node.name not in SAFE_FILTERS:
+            raise TemplateError(
+                f"{_where(part, node.lineno)} : filtre non autorisé ({node.name}).",
+                code="forbidden",
+                line=node.lineno,
+            )
 
 
 def _check_names(ast: nodes.Template, part: str) -> None:
@@ -234,6 +376,7 @@ def _compile(source: str, html: bool, part: str) -> Template:
             code="syntax",
             line=exc.lineno,
         ) from exc
+    _check_cost(ast, part)
     _check_names(ast, part)
     return env.from_string(source)
 
@@ -247,7 +390,7 @@ def _template_line(exc: BaseException) -> int | None:
 def _render(source: str, variables: Variables, *, html: bool = False, part: str) -> str:
     template = _compile(source, html, part)
     try:
-        return template.render(_context(variables))
+        text = template.render(_context(variables))
     except SecurityError as exc:
         line = _template_line(exc)
         raise TemplateError(
@@ -268,6 +411,13 @@ def _render(source: str, variables: Variables, *, html: bool = False, part: str)
             code="render",
             line=line,
         ) from exc
+    if len(text) > MAX_OUTPUT:
+        raise TemplateError(
+            f"{part} : le texte obtenu est beaucoup trop long "
+            f"({len(text)} caractères, au plus {MAX_OUTPUT}).",
+            code="too_long",
+        )
+    return text
 
 
 # --- SMS ----------------------------------------------------------------------------------
