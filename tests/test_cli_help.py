@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from campaigns.cli.main import build_parser
+from campaigns.cli.main import build_parser, main
 
 ENGLISH = ("usage:", "positional arguments", "show this help", "options:\n  -h, --help  show")
 
@@ -40,3 +42,12 @@ def test_errors_are_french(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(["import"])
     assert done.value.code == 2
     assert "arguments obligatoires manquants" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_network_address_without_a_secret_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("CAMPAIGNS_SECRET_KEY", raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert "CAMPAIGNS_SECRET_KEY" in capsys.readouterr().err

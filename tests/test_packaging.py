@@ -61,7 +61,7 @@ def test_the_wheel_carries_every_file_the_service_reads(tmp_path: Path) -> None:
         for folder in (
             "templates",
             "campaigns/web/static",
-            "campaigns/data",
+            "campaigns/rules/data",
             "campaigns/migrations",
         )
         for path in (ROOT / folder).rglob("*")

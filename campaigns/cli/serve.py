@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 from aiohttp import web
 
@@ -34,8 +35,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    if settings.secret_key is None and args.host not in LOOPBACK:
+        # Without a key of its own, sessions would be signed with a key anyone can read in
+        # this source: fine on a developer's machine, never on a network.
+        print(
+            f"Erreur : écoute sur {args.host} refusée sans CAMPAIGNS_SECRET_KEY. Définissez "
+            "une clé d'au moins 32 caractères aléatoires (par exemple : python3 -c "
+            '"import secrets; print(secrets.token_urlsafe(48))"), ou écoutez sur 127.0.0.1.',
+            file=sys.stderr,
+        )
+        return 2
     asyncio.run(serve(settings, args.host, args.port))
     return 0
 
