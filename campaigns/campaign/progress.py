@@ -5,11 +5,14 @@ One computation for the API, the campaign page and its live polling.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from campaigns.campaign.reports import campaign_stats
+from campaigns.core.clock import utcnow
 from campaigns.core.settings import Settings
 from campaigns.models import Escalation, Message, MessageStatus, Reply
+from campaigns.rules.send_window import closed_notice, parse_send_window
 
 M = MessageStatus
 PENDING = (M.QUEUED, M.SENDING)
@@ -45,9 +48,26 @@ async def funnel_counts(campaign_id: int, counts: dict[str, int]) -> dict[str, i
     }
 
 
-async def campaign_state(campaign_id: int, settings: Settings | None) -> dict[str, Any]:
-    """Stats, progress and funnel of one campaign."""
+def waiting_reason(
+    stats: dict[str, Any], settings: Settings, now: datetime | None = None
+) -> str | None:
+    """Why a running campaign with messages left sends nothing now (its send window)."""
+    pending = sum(stats["counts"].get(s.value, 0) for s in PENDING)
+    if stats["status"] != "running" or not pending:
+        return None
+    window = parse_send_window(
+        stats.get("send_window") or settings.send_window, settings.timezone, settings.holidays
+    )
+    return closed_notice(window, now or utcnow())
+
+
+async def campaign_state(
+    campaign_id: int, settings: Settings | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Stats, progress and funnel of one campaign, and why it waits when it does."""
     stats = await campaign_stats(campaign_id, settings)
     stats["progress_percent"] = progress_percent(stats["counts"], stats["status"])
     stats["funnel"] = await funnel_counts(campaign_id, stats["counts"])
+    if settings is not None and not stats.get("status_reason"):
+        stats["status_reason"] = waiting_reason(stats, settings, now)
     return stats

@@ -125,6 +125,7 @@ def describe_campaign(campaign: Campaign) -> dict[str, Any]:
         "recurrence_days": campaign.recurrence_days,
         "next_run_at": iso(campaign.next_run_at),
         "price_per_part": str(campaign.price_per_part),
+        "send_window": campaign.send_window,
         "created_at": iso(campaign.created_at),
         "launched_at": iso(campaign.launched_at),
         "completed_at": iso(campaign.completed_at),

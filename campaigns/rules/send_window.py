@@ -213,6 +213,37 @@ class SendWindow:
             yield opens, closes
 
 
+_WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+_MONTHS = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)  # fmt: skip
+
+
+def french_moment(at: datetime, now: datetime) -> str:
+    """When ``at`` is, as a French reader says it from ``now``: "demain à 09:00"."""
+    local, today = at.astimezone(now.tzinfo), now.date()
+    hour = f"{local:%H:%M}"
+    days = (local.date() - today).days
+    if days == 0:
+        return f"aujourd'hui à {hour}"
+    if days == 1:
+        return f"demain à {hour}"
+    weekday = _WEEKDAYS[local.weekday()]
+    if days < 7:
+        return f"{weekday} à {hour}"
+    return f"{weekday} {local.day} {_MONTHS[local.month - 1]} à {hour}"
+
+
+def closed_notice(window: SendWindow, now: datetime) -> str | None:
+    """Why nothing is sent right now, in French; None while the window is open."""
+    if window.is_open(now):
+        return None
+    local_now = now.astimezone(window.tz)
+    opens = window.next_open(now)
+    return f"fenêtre d'envoi fermée : envoi à partir de {french_moment(opens, local_now)}"
+
+
 def _local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
     # A wall time skipped by a spring-forward change (02:30 on the last Sunday of March)
     # resolves with the offset before the change, i.e. one hour later on the clock;
