@@ -18,6 +18,7 @@ from campaigns.models.replies import (
     EscalationStatus,
     InboundPart,
     Reply,
+    ReplyLabel,
 )
 from campaigns.models.staff import ApiToken, Role, Staff
 
@@ -39,6 +40,7 @@ __all__ = [
     "OptOut",
     "Person",
     "Reply",
+    "ReplyLabel",
     "Role",
     "Staff",
     "Template",

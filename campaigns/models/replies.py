@@ -62,6 +62,13 @@ class Reply(Model):
     confirmation_sent_at = fields.DatetimeField(null=True)
     payload: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Why the label: rules that fired, the model's probabilities, what decided (the inbox
+    # shows it). Holds no personal data beyond the label's reasons.
+    explanation: dict[str, Any] = fields.JSONField(default=dict)
+    # Read in the inbox by a person, or archived as read by the service (a confident thanks).
+    read_at = fields.DatetimeField(null=True)
+    read_by_id = fields.IntField(null=True)
+    auto_archived = fields.BooleanField(default=False)
 
     class Meta:
         table = "reply"
@@ -70,7 +77,28 @@ class Reply(Model):
             ("person_id",),
             ("campaign_id", "label"),
             ("processed_at", "created_at"),
+            ("read_at", "received_at"),
         )
+
+
+class ReplyLabel(Model):
+    """A staff correction of a reply's label: training data for the reply model.
+
+    The text is read from the reply when the model is trained, never copied here, so
+    erasing a person's replies also removes what the model could learn from them.
+    """
+
+    id = fields.IntField(primary_key=True)
+    reply_id = fields.BigIntField()
+    staff_id = fields.IntField(null=True)
+    staff_label = fields.CharField(max_length=254)
+    old_label = fields.CharField(max_length=12, null=True)
+    new_label = fields.CharField(max_length=12)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "reply_label"
+        indexes = (("reply_id",), ("created_at",))
 
 
 class Escalation(Model):

@@ -27,6 +27,9 @@ class Staff(Model):
     must_change_password = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     last_login_at = fields.DatetimeField(null=True)
+    # Sessions carry the version they were opened under: raising it (logout, password or
+    # role change, deactivation) ends every session of the account at once.
+    session_version = fields.IntField(default=0)
 
     class Meta:
         table = "staff"
@@ -45,6 +48,9 @@ class ApiToken(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     expires_at = fields.DatetimeField()
     last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+    # A short label staff give a token, to tell their tokens apart when revoking one.
+    label = fields.CharField(max_length=100, default="")
 
     class Meta:
         table = "api_token"
