@@ -1,16 +1,29 @@
-"""The small interface every channel provider implements, and the values it exchanges."""
+"""The small interface every channel provider implements, and the values it exchanges.
+
+The domain may import this module and nothing else of `providers`: sending goes through
+`SmsProvider`/`EmailProvider`, and what a provider's webhooks tell us arrives as
+`InboundSms` and `DeliveryReceipt`, whatever wire format carried them.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "FINAL_STATUSES",
+    "INTERMEDIATE_STATUSES",
+    "RECEIPT_STATUSES",
+    "ConcatInfo",
+    "DeliveryReceipt",
     "EmailProvider",
     "EmailRequest",
+    "InboundSms",
     "Outcome",
     "SendResult",
     "SmsProvider",
@@ -59,6 +72,66 @@ class SendResult:
     price: Decimal | None = None
     reason: str | None = None  # short code: "vonage:7 Number barred.", "smtp:550 ..."
     retry_after: float | None = None  # seconds, when the provider said so
+    # The reason in French for the staff pages, written by the provider that knows its
+    # codes; None when there is nothing to describe (or the provider could not say).
+    description: str | None = None
+
+
+FINAL_STATUSES = frozenset({"delivered", "expired", "failed", "rejected"})
+INTERMEDIATE_STATUSES = frozenset({"accepted", "buffered", "unknown"})
+RECEIPT_STATUSES = FINAL_STATUSES | INTERMEDIATE_STATUSES
+
+
+@dataclass(frozen=True)
+class ConcatInfo:
+    """Where one part sits in a long (concatenated) inbound SMS."""
+
+    ref: int
+    total: int
+    part: int
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """One inbound SMS (or one part of a long one) as the provider delivered it."""
+
+    message_id: str
+    msisdn: str  # the sender, E.164 with "+"
+    to: str  # our virtual number, as the provider wrote it
+    text: str  # "" for a binary message without text
+    type: str  # text, unicode or binary
+    keyword: str
+    received_at: datetime | None  # aware UTC, the provider's own time of reception
+    concat: ConcatInfo | None
+    raw: Mapping[str, str] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """One delivery receipt (there is one per part of a long message)."""
+
+    message_id: str
+    msisdn: str | None  # the recipient, E.164 with "+"
+    to: str  # the sender we used
+    status: str  # one of RECEIPT_STATUSES
+    err_code: str
+    # The err-code in French, as the provider's parser describes it: the domain stores it
+    # without knowing any provider's table of codes.
+    error_text: str
+    price: Decimal | None
+    client_ref: str | None
+    network_code: str | None
+    scts: datetime | None  # the operator's timestamp, aware UTC
+    message_timestamp: datetime | None  # aware UTC
+    raw: Mapping[str, str] = field(repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_intermediate(self) -> bool:
+        return self.status in INTERMEDIATE_STATUSES
 
 
 @runtime_checkable

@@ -2,6 +2,7 @@
 
 It speaks TLS because the SDK always calls `https://{rest_host}/sms/json`. Tests and the
 benchmark drive it through the real SDK; `python -m providers.emulator` runs it alone.
+The receipts it sends back are posted by `providers.emulator_receipts`.
 """
 
 from __future__ import annotations
@@ -12,34 +13,27 @@ import base64
 import binascii
 import contextlib
 import dataclasses
-import hashlib
 import itertools
 import json
-import logging
 import random
 import secrets
 import signal
 import ssl
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import vonage
 from aiohttp import web
 
 from providers.base import estimate_sms_parts
+from providers.emulator_receipts import DLR_FORMATS, ReceiptPoster
 from providers.tls import make_self_signed
 
-__all__ = ["ERROR_TEXTS", "EmulatorConfig", "VonageEmulator", "sign_receipt"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["ERROR_TEXTS", "EmulatorConfig", "VonageEmulator"]
 
 # SMS API status codes and the texts Vonage answers with.
 ERROR_TEXTS = {
@@ -62,7 +56,6 @@ ERROR_TEXTS = {
 # Receipt err-code sent with each final status unless `dlr_status_for` says "status:code".
 _DLR_ERR_CODES = {"delivered": "0", "accepted": "0", "buffered": "0", "expired": "1"}
 _DLR_ERR_CODES |= {"failed": "99", "rejected": "6", "unknown": "1"}
-DLR_FORMATS = ("json", "form", "get")
 
 
 @dataclass
@@ -104,33 +97,6 @@ def _lookup(table: dict[str, Any], number: str) -> Any:
     return table.get("+" + digits)
 
 
-@lru_cache(maxsize=16)
-def _sdk_signer(secret: str, method: str) -> vonage.Auth:
-    # The SDK wants an api_key beside a signature secret; it plays no part in the HMAC.
-    return vonage.Auth(api_key="emulator", signature_secret=secret, signature_method=method)
-
-
-def sign_receipt(params: dict[str, str], secret: str, method: str) -> dict[str, str]:
-    """Add timestamp, nonce and sig to a webhook payload as Vonage signs it.
-
-    HMAC methods go through the SDK's own `Auth.sign_params`, so that whatever verifies
-    our webhooks is cross-checked against Vonage's implementation; "md5hash" (the legacy
-    default, absent from the SDK) is md5 over the same sorted `&key=value` string with
-    the secret appended.
-    """
-    signed = {k: str(v) for k, v in params.items() if k != "sig"}
-    signed["timestamp"] = str(int(time.time()))
-    signed["nonce"] = str(uuid.uuid4())
-    if method == "md5hash":
-        base = "".join(
-            f"&{key}={signed[key].replace('&', '_').replace('=', '_')}" for key in sorted(signed)
-        )
-        signed["sig"] = hashlib.md5((base + secret).encode("utf-8")).hexdigest()
-    else:
-        signed["sig"] = _sdk_signer(secret, method).sign_params(dict(signed))
-    return signed
-
-
 class VonageEmulator:
     """The emulator server; one instance per test, or per process with the CLI."""
 
@@ -138,8 +104,6 @@ class VonageEmulator:
         self.config = config or EmulatorConfig()
         self.cert_dir = Path(cert_dir)
         self.received: list[dict[str, Any]] = []
-        self.dlr_sent = 0
-        self.dlr_failures = 0
         self.port = 0
         self.rest_host = ""
         self.ca_file: Path | None = None
@@ -150,9 +114,17 @@ class VonageEmulator:
         self._window_second = -1
         self._window_count = 0
         self._runner: web.AppRunner | None = None
-        self._dlr_queue: asyncio.Queue[tuple[float, dict[str, str], str]] = asyncio.Queue(10_000)
-        self._dlr_tasks: list[asyncio.Task[None]] = []
-        self._dlr_session: aiohttp.ClientSession | None = None
+        self._receipts = ReceiptPoster(self.config)
+
+    @property
+    def dlr_sent(self) -> int:
+        """Delivery receipts posted and acknowledged."""
+        return self._receipts.sent
+
+    @property
+    def dlr_failures(self) -> int:
+        """Delivery receipts given up (refused, unreachable, or no room in the queue)."""
+        return self._receipts.failures
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -177,22 +149,10 @@ class VonageEmulator:
         assert server is not None and server.sockets
         self.port = server.sockets[0].getsockname()[1]
         self.rest_host = f"{host}:{self.port}"
-        self._dlr_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        self._dlr_tasks = [
-            asyncio.create_task(self._dlr_worker(), name=f"emulator-dlr-{i}")
-            for i in range(max(1, self.config.dlr_concurrency))
-        ]
+        await self._receipts.start()
 
     async def stop(self) -> None:
-        for task in self._dlr_tasks:
-            task.cancel()
-        for task in self._dlr_tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._dlr_tasks = []
-        if self._dlr_session is not None:
-            await self._dlr_session.close()
-            self._dlr_session = None
+        await self._receipts.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -212,12 +172,11 @@ class VonageEmulator:
 
     def clear(self) -> None:
         self.received.clear()
-        self.dlr_sent = 0
-        self.dlr_failures = 0
+        self._receipts.reset_counts()
 
     async def drain_receipts(self) -> None:
         """Wait until every queued delivery receipt was posted (or given up)."""
-        await self._dlr_queue.join()
+        await self._receipts.drain()
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -354,55 +313,7 @@ class VonageEmulator:
             "client-ref": record["client-ref"],
             "api-key": cfg.api_key,
         }
-        due = asyncio.get_running_loop().time() + cfg.dlr_delay_ms / 1000
-        try:
-            self._dlr_queue.put_nowait((due, receipt, cfg.dlr_url or ""))
-        except asyncio.QueueFull:
-            self.dlr_failures += 1
-
-    async def _dlr_worker(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due, receipt, url = await self._dlr_queue.get()
-            try:
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await self._post_receipt(receipt, url)
-            except Exception:  # a bug here must not kill the worker
-                logger.exception("emulator: delivery receipt not sent")
-                self.dlr_failures += 1
-            finally:
-                self._dlr_queue.task_done()
-
-    async def _post_receipt(self, receipt: dict[str, str], url: str) -> None:
-        cfg = self.config
-        now = datetime.now(UTC)
-        params = {
-            **receipt,
-            "scts": now.strftime("%y%m%d%H%M"),
-            "message-timestamp": now.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        if cfg.dlr_signature_secret:
-            params = sign_receipt(params, cfg.dlr_signature_secret, cfg.dlr_signature_method)
-        assert self._dlr_session is not None
-        for attempt in range(cfg.dlr_retries + 1):
-            try:
-                if cfg.dlr_format == "get":
-                    call = self._dlr_session.get(url, params=params)
-                elif cfg.dlr_format == "form":
-                    call = self._dlr_session.post(url, data=params)
-                else:
-                    call = self._dlr_session.post(url, json=params)
-                async with call as response:
-                    await response.read()
-                    if response.status < 300:
-                        self.dlr_sent += 1
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            await asyncio.sleep(0.1 * 2**attempt)
-        self.dlr_failures += 1
+        self._receipts.post_later(receipt)
 
     # -- control endpoints -----------------------------------------------------------------
     async def _handle_received(self, request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ import asyncio
 import email.policy
 import logging
 import re
+from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -24,7 +25,7 @@ from aiosmtplib import (
 
 from providers.base import EmailRequest, Outcome, SendResult
 
-__all__ = ["SmtpEmailProvider", "build_message", "message_id_header"]
+__all__ = ["SmtpEmailProvider", "build_message", "describe_failure", "message_id_header"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,21 @@ def _response_result(exc: SMTPResponseException, what: str) -> SendResult:
     outcome = Outcome.RETRY if 400 <= exc.code < 500 else Outcome.FAILED
     words = " ".join(word for word in (what, text) if word)
     return SendResult(outcome, parts=0, reason=f"smtp:{exc.code} {words}".strip())
+
+
+def describe_failure(reason: str | None) -> str | None:
+    """A short French description of our reason code ("smtp:550 ..."); None if not ours."""
+    provider, _, rest = (reason or "").partition(":")
+    if provider != "smtp":
+        return None
+    word = rest.split(" ", 1)[0]
+    if word.startswith("5"):
+        return "adresse refusée par le serveur de messagerie"
+    if word.startswith("4"):
+        return "serveur de messagerie temporairement indisponible"
+    if word == "lost-in-data":
+        return "connexion perdue pendant l'envoi"
+    return "serveur de messagerie injoignable"
 
 
 class _LostBeforeData(Exception):
@@ -142,6 +158,12 @@ class SmtpEmailProvider:
         return response.message
 
     async def send_email(self, req: EmailRequest) -> SendResult:
+        result = await self._send(req)
+        if result.reason is None:
+            return result
+        return replace(result, description=describe_failure(result.reason))
+
+    async def _send(self, req: EmailRequest) -> SendResult:
         msg = build_message(req, self._sender)
         data = msg.as_bytes(policy=email.policy.SMTP)
         async with self._lock:

@@ -1,104 +1,34 @@
-"""Campaign lifecycle: transitions, launch (skips, encodings, costs), schedules, cancel."""
+"""Campaign lifecycle: transitions, launch (skips, encodings, costs), cancel, sender warnings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from campaigns.campaign import launch as campaign_launch
 from campaigns.campaign import lifecycle as service
 from campaigns.campaign import reports as campaign_reports
-from campaigns.core.audit import Actor
 from campaigns.core.errors import Conflict, Invalid
 from campaigns.core.runtime import Runtime
 from campaigns.core.settings import Settings
-from campaigns.messages.template_store import TemplateContent, create_template
 from campaigns.models import (
-    Audience,
     AuditEvent,
     Campaign,
     CampaignRun,
     CampaignStatus,
-    Membership,
     Message,
     MessageStatus,
     OptOut,
-    Person,
 )
 from campaigns.registry.optouts import read_unsubscribe_token, unsubscribe_token
 from campaigns.rules.sms_encoding import analyse
-
-T0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)  # a Monday morning
-ACTOR = Actor(1, "coord@ccas.test", "coordinator")
-SIMPLE = "{{ ccas.name }} : Bonjour {{ person.first_name }}, appelez le {{ ccas.hotline }}."
-
-
-class RecordingQueue:
-    """Keeps what launch hands to dispatch; the dispatch jobs themselves are tested elsewhere."""
-
-    def __init__(self) -> None:
-        self.jobs: list[tuple[str, tuple[Any, ...], str | None]] = []
-
-    async def enqueue(
-        self, function: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
-    ) -> bool:
-        self.jobs.append((function, args, job_id))
-        return True
-
-    async def close(self) -> None:
-        return None
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.campaign_support import ACTOR, T0, campaign_runtime, make_campaign, person
 
 
 @pytest.fixture
 def rt(settings: Settings, db: str) -> Runtime:
-    settings.sms_price_per_part = Decimal("0.0650")
-    return Runtime(settings=settings, clock=Clock(T0), queue=RecordingQueue())
-
-
-async def person(name: str, *, segment: str = "domicilies", **fields: Any) -> Person:
-    p = await Person.create(
-        last_name=name, first_name="Alex", identity_key=name.lower(), civility="Madame", **fields
-    )
-    if segment:
-        await Membership.create(person=p, segment=segment)
-    return p
-
-
-async def make_campaign(
-    *,
-    body: str = SIMPLE,
-    channel: str = "sms",
-    fold: bool = False,
-    subject: str | None = None,
-    settings: Settings,
-    now: datetime = T0,
-    **options: Any,
-) -> Campaign:
-    template = await create_template(
-        "Invitation", channel, TemplateContent(body, subject, fold_accents=fold), actor=ACTOR
-    )
-    audience = await Audience.create(name="Domiciliés", criteria={"segments_any": ["domicilies"]})
-    return await service.create_campaign(
-        name="Prendre des nouvelles",
-        channel=channel,
-        template_id=template.id,
-        audience_id=audience.id,
-        actor=ACTOR,
-        settings=settings,
-        now=now,
-        **options,
-    )
+    return campaign_runtime(settings)
 
 
 # --- transitions -------------------------------------------------------------------------
@@ -332,86 +262,6 @@ async def test_cancel_marks_queued_messages_cancelled(rt: Runtime) -> None:
         await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
 
 
-# --- schedules ---------------------------------------------------------------------------
-
-
-async def test_scheduled_campaign_starts_at_its_time_and_not_before(rt: Runtime) -> None:
-    await person("Alpha", mobile="+33612345601")
-    at = T0 + timedelta(hours=2)
-    campaign = await make_campaign(settings=rt.settings, scheduled_at=at)
-    result = await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
-    assert result["status"] == "scheduled" and result["run"] is None
-    assert not await Message.exists(campaign_id=campaign.id)
-
-    assert await campaign_launch.start_due_runs(rt, at - timedelta(minutes=1)) == 0
-    assert not await CampaignRun.exists(campaign_id=campaign.id)
-    assert await campaign_launch.start_due_runs(rt, at) == 1
-    stored = await Campaign.get(id=campaign.id)
-    assert stored.status == CampaignStatus.RUNNING and stored.next_run_at is None
-    assert await Message.filter(campaign_id=campaign.id).count() == 1
-    assert await campaign_launch.start_due_runs(rt, at + timedelta(minutes=5)) == 0  # idempotent
-    assert await CampaignRun.filter(campaign_id=campaign.id).count() == 1
-
-
-async def test_scheduled_in_the_past_is_refused(rt: Runtime) -> None:
-    with pytest.raises(Invalid) as err:
-        await make_campaign(settings=rt.settings, scheduled_at=T0 - timedelta(minutes=1))
-    assert err.value.code == "scheduled_in_past"
-
-
-async def test_recurring_campaign_makes_one_run_every_n_days(rt: Runtime) -> None:
-    """Every 3 days a new run, one message per person per run; missed days make one late run."""
-    people = [await person(f"P{i}", mobile=f"+3361234560{i}") for i in range(3)]
-    campaign = await make_campaign(settings=rt.settings, recurrence_days=3)
-    await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
-    assert (await Campaign.get(id=campaign.id)).next_run_at == T0 + timedelta(days=3)
-
-    # Run 1 ends: the campaign waits for its next run rather than completing.
-    run1 = await CampaignRun.get(campaign_id=campaign.id, number=1)
-    await Message.filter(run_id=run1.id).update(status="delivered", sent_at=T0)
-    await service.finish_run(run1.id, T0 + timedelta(hours=1))
-    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.SCHEDULED
-
-    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=2, hours=23)) == 0
-    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=3)) == 1
-    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=3)) == 0
-    run2 = await CampaignRun.get(campaign_id=campaign.id, number=2)
-    per_person = sorted(await Message.filter(run_id=run2.id).values_list("person_id", flat=True))
-    assert per_person == sorted(p.id for p in people)
-    stored = await Campaign.get(id=campaign.id)
-    assert stored.status == CampaignStatus.RUNNING
-    assert stored.next_run_at == T0 + timedelta(days=6)
-
-    # A scheduler down for a week: one late run, and the rhythm kept from the first run.
-    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=13)) == 1
-    assert await campaign_launch.start_due_runs(rt, T0 + timedelta(days=13)) == 0
-    assert await CampaignRun.filter(campaign_id=campaign.id).count() == 3
-    assert (await Campaign.get(id=campaign.id)).next_run_at == T0 + timedelta(days=15)
-    assert await Message.filter(campaign_id=campaign.id).count() == 9
-    jobs = rt.queue.jobs  # type: ignore[union-attr]
-    assert [job[0] for job in jobs] == ["dispatch_run"] * 3
-
-
-async def test_pause_resume_hands_queued_runs_back_to_dispatch(rt: Runtime) -> None:
-    await person("Alpha", mobile="+33612345601")
-    campaign = await make_campaign(settings=rt.settings)
-    await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
-    await service.pause(campaign.id, actor=ACTOR)
-    resumed = await service.resume(campaign.id, actor=ACTOR, runtime=rt)
-    assert resumed.status == CampaignStatus.RUNNING
-    run = await CampaignRun.get(campaign_id=campaign.id)
-    assert rt.queue.jobs[-1] == ("dispatch_run", (run.id,), f"dispatch:{run.id}")  # type: ignore[union-attr]
-
-
-async def test_launch_with_nobody_to_reach_completes_at_once(rt: Runtime) -> None:
-    await person("Alpha")  # no address
-    campaign = await make_campaign(settings=rt.settings)
-    result = await campaign_launch.launch(campaign.id, actor=ACTOR, runtime=rt)
-    assert result["status"] == "completed"
-    assert [w["code"] for w in result["warnings"]] == ["alphanumeric_sender", "no_recipients"]
-    assert rt.queue.jobs == []  # type: ignore[union-attr]
-
-
 # --- warnings ----------------------------------------------------------------------------
 
 SENDER_TABLE = [
@@ -438,141 +288,3 @@ async def test_bad_sender_is_refused(rt: Runtime) -> None:
     with pytest.raises(Invalid) as err:
         await make_campaign(settings=rt.settings, sender="UN EXPEDITEUR TROP LONG")
     assert err.value.code == "bad_sender"
-
-
-# --- over HTTP ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def recorded(runtime: Runtime) -> Any:
-    """The app's runtime with a recording queue, so launches here send nothing."""
-    original = runtime.queue
-    runtime.queue = RecordingQueue()  # type: ignore[assignment]
-    yield runtime.queue
-    runtime.queue = original
-
-
-async def _api_campaign(client: Any, headers: dict[str, str], **extra: Any) -> dict[str, Any]:
-    template = await client.post(
-        "/api/v1/templates",
-        json={"name": "Invitation", "channel": "sms", "body": SIMPLE},
-        headers=headers,
-    )
-    audience = await Audience.create(name="Domiciliés", criteria={"segments_any": ["domicilies"]})
-    response = await client.post(
-        "/api/v1/campaigns",
-        json={
-            "name": "Hiver",
-            "channel": "sms",
-            "template_id": (await template.json())["id"],
-            "audience_id": audience.id,
-            **extra,
-        },
-        headers=headers,
-    )
-    assert response.status == 201, await response.text()
-    return await response.json()
-
-
-async def test_campaign_over_http(client, tokens, recorded) -> None:
-    """Create, preview, launch, follow, page through and export the per-recipient record."""
-    headers = tokens.headers("coordinator")
-    await person("Alpha", mobile="+33612345601")
-    await person("Bravo", mobile="+33612345601")
-    await person("Charlie", landline="+33322334455")
-    created = await _api_campaign(client, headers, sender="+33612000000")
-    assert created["status"] == "draft" and created["warnings"] == []
-    base = f"/api/v1/campaigns/{created['id']}"
-
-    preview = await (await client.post(f"{base}/preview-launch", headers=headers)).json()
-    assert preview["recipients"] == 1
-    assert preview["skipped_by_reason"] == {"duplicate_address": 1, "landline_only": 1}
-    assert not await Message.exists(campaign_id=created["id"])
-
-    launched = await client.post(f"{base}/launch", headers=headers)
-    assert launched.status == 200
-    assert (await launched.json())["recipients"] == 1
-    assert len(recorded.jobs) == 1
-    again = await client.post(f"{base}/launch", headers=headers)
-    assert again.status == 409
-    error = await again.json()
-    assert error["error"] == "invalid_transition" and "en cours" in error["detail"]
-
-    detail = await (await client.get(base, headers=headers)).json()
-    assert detail["status"] == "running"
-    assert detail["counts"]["queued"] == 1 and detail["counts"]["skipped"] == 2
-    assert detail["skipped_by_reason"] == {"duplicate_address": 1, "landline_only": 1}
-    assert detail["cost_estimate"]["total"] == "0.07"  # 1 part x 0.0650, rounded to cents
-    assert detail["audience_count"] == 3 and len(detail["runs"]) == 1
-
-    page = await (await client.get(f"{base}/messages?status=skipped", headers=headers)).json()
-    assert page["total"] == 2 and page["pages"] == 1
-    assert {m["skip_reason"] for m in page["items"]} == {"duplicate_address", "landline_only"}
-    bad = await client.get(f"{base}/messages?status=perdu", headers=headers)
-    assert bad.status == 422
-
-    export = await client.get(f"{base}/messages.csv", headers=headers)
-    assert export.status == 200 and export.content_type == "text/csv"
-    lines = (await export.text()).strip().splitlines()
-    assert lines[0].startswith("id,run_id,person_id,channel,address,status,skip_reason")
-    assert len(lines) == 4
-    assert await AuditEvent.exists(action="campaign.export", object_id=str(created["id"]))
-
-    listing = await (await client.get("/api/v1/campaigns", headers=headers)).json()
-    assert listing["items"][0]["counts"] == {"queued": 1, "skipped": 2}
-
-    assert (await client.post(f"{base}/pause", headers=headers)).status == 200
-    assert (await client.post(f"{base}/pause", headers=headers)).status == 409
-    resumed = await (await client.post(f"{base}/resume", headers=headers)).json()
-    assert resumed["status"] == "running"
-    cancelled = await (await client.post(f"{base}/cancel", headers=headers)).json()
-    assert cancelled == {"status": "cancelled", "cancelled_messages": 1}
-
-
-async def test_http_warns_about_an_alphanumeric_sender(client, tokens, recorded) -> None:
-    created = await _api_campaign(client, tokens.headers("admin"), sender="MAIRIE")
-    assert [w["code"] for w in created["warnings"]] == ["alphanumeric_sender"]
-    assert "MAIRIE" in created["warnings"][0]["detail"]
-
-
-async def test_test_send_goes_to_the_callers_own_phone(client, tokens, recorded, runtime) -> None:
-    from campaigns.models import Staff
-    from providers.console import read_outbox
-
-    headers = tokens.headers("coordinator")
-    created = await _api_campaign(client, headers)
-    url = f"/api/v1/campaigns/{created['id']}/test-send"
-    no_phone = await client.post(url, json={}, headers=headers)
-    assert no_phone.status == 422
-    assert (await no_phone.json())["error"] == "no_test_address"
-    await Staff.filter(email="coordinator@ccas.test").update(phone="06 12 34 56 99")
-    sent = await client.post(url, json={}, headers=headers)
-    assert sent.status == 200
-    result = await sent.json()
-    assert (result["outcome"], result["to"], result["segments"]) == ("submitted", "+33612345699", 1)
-    outbox = read_outbox(runtime.settings.outbox_dir)
-    assert len(outbox) == 1
-    assert not await Message.exists()  # a test is not part of the campaign's record
-    assert await AuditEvent.exists(action="campaign.test_send")
-
-
-async def test_caseworkers_get_403_on_campaign_routes(client, tokens, recorded) -> None:
-    created = await _api_campaign(client, tokens.headers("coordinator"))
-    headers = tokens.headers("caseworker")
-    base = f"/api/v1/campaigns/{created['id']}"
-    for method, path in [
-        ("GET", "/api/v1/campaigns"),
-        ("POST", "/api/v1/campaigns"),
-        ("GET", base),
-        ("POST", f"{base}/launch"),
-        ("POST", f"{base}/preview-launch"),
-        ("POST", f"{base}/pause"),
-        ("POST", f"{base}/resume"),
-        ("POST", f"{base}/cancel"),
-        ("POST", f"{base}/test-send"),
-        ("GET", f"{base}/messages"),
-        ("GET", f"{base}/messages.csv"),
-    ]:
-        response = await client.request(method, path, json={}, headers=headers)
-        assert response.status == 403, (method, path)
-    assert (await Campaign.get(id=created["id"])).status == CampaignStatus.DRAFT

@@ -25,7 +25,8 @@ from providers.vonage.signatures import SIGNATURE_METHODS, sign_params
 from tests.services import REDIS_URL, require_redis
 from workers.runtime import build_runtime, close_runtime
 
-EXAMPLES = json.loads(Path("/work/shared/data/vonage_webhooks.json").read_text("utf-8"))
+EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "vonage_webhooks.json"
+EXAMPLES = json.loads(EXAMPLES_FILE.read_text("utf-8"))
 SECRET = EXAMPLES["signature_secret"]
 INBOUND = EXAMPLES["inbound"]
 SIGNED = EXAMPLES["signed_inbound"]
@@ -281,8 +282,31 @@ async def test_parts_out_of_order_and_repeated_make_one_reply(make_app: MakeApp)
     assert (reply.parts, reply.complete) == (2, True)
     assert reply.msisdn == "+33612345678" and reply.to == "33644630000"
     assert [p["concat-part"] for p in reply.payload["parts"]] == ["1", "2"]
+    # The first part's own time, as Vonage gave it, not when we stored it.
+    assert reply.received_at == datetime(2026, 11, 20, 9, 15, 2, tzinfo=UTC)
     assert await InboundPart.filter(assembled=False).count() == 0
     assert len(app.queue.jobs) == 1
+
+
+async def test_a_part_stored_as_the_bare_request_still_joins_its_reply(make_app: MakeApp) -> None:
+    """A part row holding only Vonage's request (as stored before the provider's time was
+    kept beside it) is assembled with the others all the same."""
+    app = await make_app()
+    first, second = INBOUND["concat_parts"]
+    await InboundPart.create(
+        provider_message_id=first["messageId"],
+        msisdn="+33612345678",
+        concat_ref=first["concat-ref"],
+        total=2,
+        part=1,
+        text=first["text"],
+        payload=dict(first),
+    )
+    assert (await app.send("form", second)).status == 204
+    reply = await Reply.get()
+    assert reply.text == first["text"] + second["text"]
+    assert reply.to == "33644630000"
+    assert [p["concat-part"] for p in reply.payload["parts"]] == ["1", "2"]
 
 
 @sqlite_only

@@ -2,96 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
-from campaigns.models import (
-    AuditEvent,
-    Campaign,
-    CampaignRun,
-    Escalation,
-    Message,
-    OptOut,
-    Person,
-    Reply,
-    Staff,
-    Template,
-    TemplateVersion,
+from campaigns.models import AuditEvent, OptOut, Person, Staff
+from tests.pages_support import (
+    DATA,
+    assert_forms_carry_csrf,
+    login,
+    make_person,
+    post_form,
+    run_import,
 )
-
-PASSWORD = "mot-de-passe-solide"
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-async def csrf(client: TestClient, path: str = "/connexion") -> str:
-    html = await (await client.get(path)).text()
-    match = CSRF_RE.search(html)
-    assert match, f"{path} carries a CSRF token"
-    return match.group(1)
-
-
-async def login(client: TestClient, role: str) -> str:
-    """Log in as `{role}@ccas.test`; returns the session's CSRF token."""
-    token = await csrf(client)
-    response = await client.post(
-        "/connexion",
-        data={"email": f"{role}@ccas.test", "password": PASSWORD, "csrf_token": token},
-        allow_redirects=False,
-    )
-    assert response.status == 302, await response.text()
-    return await csrf(client, "/")
-
-
-async def post_form(client: TestClient, path: str, token: str, **fields: str):
-    return await client.post(path, data={"csrf_token": token, **fields}, allow_redirects=False)
-
-
-def assert_forms_carry_csrf(html: str) -> None:
-    """Every POST form of the page carries the session's CSRF token."""
-    forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>(.*?)</form>", html, re.S | re.I)
-    for form in forms:
-        assert 'name="csrf_token"' in form, form[:200]
-
-
-async def make_person(**values: object) -> Person:
-    fields = {
-        "last_name": "MARTIN",
-        "first_name": "Jeanne",
-        "identity_key": "martin|jeanne|",
-        "mobile": "+33612345678",
-        **values,
-    }
-    return await Person.create(**fields)
-
-
-async def run_import(client: TestClient, token: str, path: Path, segment: str) -> str:
-    form = FormData()
-    form.add_field("csrf_token", token)
-    form.add_field("segment", segment)
-    data = await asyncio.to_thread(path.read_bytes)
-    form.add_field("file", data, filename=path.name, content_type="text/csv")
-    response = await client.post("/imports", data=form, allow_redirects=False)
-    assert response.status == 303, await response.text()
-    job_url = response.headers["Location"]
-    for _ in range(200):
-        state = await (await client.get(f"{job_url}/etat")).json()
-        if state["state"] != "running":
-            break
-        await asyncio.sleep(0.05)
-    assert state["state"] == "done", state
-    return job_url
-
 
 PAGES = [
     ("coordinator", "/", "Tableau de bord"),
@@ -328,129 +255,6 @@ async def test_campaign_confirmation_launch_pause_cancel(client, tokens) -> None
     assert state["status"] == "cancelled" and state["progress_percent"] == 100
     listing = await (await client.get("/campagnes")).text()
     assert "Canicule" in listing and "annulée" in listing
-
-
-async def _escalation(queue: str = "urgence") -> Escalation:
-    person = await make_person()
-    reply = await Reply.create(
-        provider_message_id=f"in-{person.id}",
-        msisdn=person.mobile,
-        text="je suis tombée",
-        received_at=datetime.now(UTC),
-        person_id=person.id,
-        label="distress",
-    )
-    return await Escalation.create(
-        person_id=person.id,
-        msisdn=person.mobile,
-        queue=queue,
-        priority=3,
-        open_key=f"p{person.id}:{queue}",
-        due_at=datetime.now(UTC) + timedelta(minutes=42),
-        reply_ids=[reply.id],
-    )
-
-
-async def test_caseworker_takes_next_notes_and_resolves(client, tokens) -> None:
-    escalation = await _escalation()
-    token = await login(client, "caseworker")
-    queue = await (await client.get("/files/urgence")).text()
-    assert "Prendre le suivant" in queue and 'data-due="' in queue and "dans 4" in queue
-    assert_forms_carry_csrf(queue)
-    taken = await post_form(client, "/files/urgence/suivant", token)
-    assert taken.headers["Location"] == f"/situations/{escalation.id}"
-    page = await (await client.get(taken.headers["Location"])).text()
-    assert "je suis tombée" in page and "MARTIN" in page
-    assert_forms_carry_csrf(page)
-    staff = await Staff.get(email="caseworker@ccas.test")
-    assert await AuditEvent.filter(
-        action="person.view", actor_id=staff.id, object_id=str(escalation.person_id)
-    ).exists()
-    await post_form(client, f"/situations/{escalation.id}/note", token, text="Appelée, va bien")
-    await post_form(client, f"/situations/{escalation.id}/cloturer", token, outcome="joint")
-    await escalation.refresh_from_db()
-    assert escalation.status.value == "resolved" and escalation.outcome == "joint"
-    page = await (await client.get(f"/situations/{escalation.id}")).text()
-    assert "Appelée, va bien" in page and "Rouvrir" in page
-    await post_form(client, f"/situations/{escalation.id}/rouvrir", token)
-    await escalation.refresh_from_db()
-    assert escalation.status.value == "open"
-    empty = await post_form(client, "/files/triage/suivant", token)
-    assert (await (await client.get(empty.headers["Location"])).text()).count("Aucune situation")
-
-
-async def test_caseworker_outside_the_queue_gets_403(client, tokens) -> None:
-    escalation = await _escalation("rappel")
-    staff = await Staff.get(email="caseworker@ccas.test")
-    staff.queues = ["urgence"]
-    await staff.save()
-    token = await login(client, "caseworker")
-    assert (await client.get("/files/rappel")).status == 403
-    assert (await client.get(f"/situations/{escalation.id}")).status == 403
-    refused = await post_form(client, f"/situations/{escalation.id}/note", token, text="x")
-    assert refused.status == 403
-    assert (await client.get("/personnes")).status == 403
-
-
-async def _person_with_two_stories() -> dict[str, object]:
-    """A distress reply in `urgence` and a callback in `rappel`, each answering a message."""
-    person = await make_person()
-    version = await TemplateVersion.create(
-        template=await Template.create(name="Veille", channel="sms"), version=1, body="..."
-    )
-    campaign = await Campaign.create(name="Veille 2026", channel="sms", template_version=version)
-    story: dict[str, object] = {"person": person}
-    for number, (queue, text) in enumerate(
-        [("urgence", "je suis tombée hier soir"), ("rappel", "oui rappelez-moi")], start=1
-    ):
-        message = await Message.create(
-            run=await CampaignRun.create(campaign=campaign, number=number),
-            campaign_id=campaign.id,
-            person_id=person.id,
-            channel="sms",
-            text=f"Question {queue} : comment allez-vous ?",
-        )
-        reply = await Reply.create(
-            provider_message_id=f"in-{person.id}-{queue}",
-            msisdn=person.mobile,
-            text=text,
-            received_at=datetime.now(UTC) - timedelta(hours=3 - number),
-            person_id=person.id,
-            message_id=message.id,
-            label="distress" if queue == "urgence" else "callback",
-        )
-        escalation = await Escalation.create(
-            person_id=person.id,
-            msisdn=person.mobile,
-            queue=queue,
-            open_key=f"p{person.id}:{queue}",
-            due_at=datetime.now(UTC) + timedelta(hours=1),
-            reply_ids=[reply.id],
-        )
-        await Reply.filter(id=reply.id).update(escalation_id=escalation.id)
-        story[queue] = escalation
-    return story
-
-
-@pytest.mark.parametrize(
-    ("role", "sees_distress"), [("caseworker", False), ("coordinator", True), ("admin", True)]
-)
-async def test_situation_page_hides_replies_from_queues_the_caseworker_does_not_work(
-    client, tokens, role, sees_distress
-) -> None:
-    story = await _person_with_two_stories()
-    await Staff.filter(email="caseworker@ccas.test").update(queues=["rappel"])
-    await login(client, role)
-    callback = story["rappel"]
-    assert isinstance(callback, Escalation)
-    page = await (await client.get(f"/situations/{callback.id}")).text()
-    assert "oui rappelez-moi" in page and "Question rappel" in page
-    urgent = story["urgence"]
-    assert isinstance(urgent, Escalation)
-    for secret in ("je suis tombée", "Question urgence", f'href="/situations/{urgent.id}"'):
-        assert (secret in page) is sees_distress, secret
-    if not sees_distress:
-        assert (await client.get(f"/situations/{urgent.id}")).status == 403
 
 
 async def test_journal_filters_and_is_admin_only(client, tokens) -> None:

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from campaigns.core.runtime import Runtime
 from campaigns.dispatch import receipts
 from campaigns.models import Message, MessagePart, MessageStatus
+from providers.vonage.payloads import parse_receipt
 from providers.vonage.signatures import sign_params
 from tests.dispatch_support import make_run
 
@@ -110,6 +111,22 @@ async def test_a_failed_part_fails_the_message_with_the_reason_in_french(
     await post(client, receipt(f"P{message.id}-1", status, **{"err-code": err_code}))
     await message.refresh_from_db()
     assert (message.status, message.error) == (expected, error)
+
+
+@pytest.mark.parametrize(
+    ("parts", "error"),
+    [
+        ([("delivered", "0"), ("failed", "9")], "Numéro invalide (err-code 9)"),
+        ([("failed", "7"), ("failed", "9")], "Échec signalé par l'opérateur (err-code 7)"),
+    ],
+)
+def test_the_error_text_is_the_receipts_own_description_of_its_code(
+    parts: list[tuple[str, str]], error: str
+) -> None:
+    """The domain keeps no table of codes: a part the receipt at hand does not describe
+    (another code) is named by its code alone."""
+    applied = parse_receipt(receipt("P1-1", "failed", **{"err-code": "9"}))
+    assert receipts.derive_status(M.SUBMITTED, 2, parts, applied) == (M.FAILED, error)
 
 
 async def test_an_unconfirmed_message_is_settled_by_client_ref(client: TestClient, db: str) -> None:

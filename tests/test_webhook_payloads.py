@@ -9,21 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from providers.base import FINAL_STATUSES, INTERMEDIATE_STATUSES, ConcatInfo
+from providers.vonage.errors import RECEIPT_ERRORS, receipt_error_text
 from providers.vonage.payloads import (
-    FINAL_STATUSES,
-    INTERMEDIATE_STATUSES,
-    RECEIPT_ERRORS,
-    ConcatInfo,
     PayloadError,
     decode_json_body,
     is_empty_probe,
     merge_request_params,
     parse_inbound,
     parse_receipt,
-    receipt_error_text,
 )
 
-EXAMPLES = json.loads(Path("/work/shared/data/vonage_webhooks.json").read_text(encoding="utf-8"))
+EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "vonage_webhooks.json"
+EXAMPLES = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
 INBOUND_TEXT = EXAMPLES["inbound"]["text"]
 RECEIPT = EXAMPLES["receipts"][0]
 

@@ -30,7 +30,8 @@ from providers.vonage.signatures import (
 )
 from tests.services import REDIS_URL, require_redis
 
-EXAMPLES = json.loads(Path("/work/shared/data/vonage_webhooks.json").read_text(encoding="utf-8"))
+EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "vonage_webhooks.json"
+EXAMPLES = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
 SECRET = EXAMPLES["signature_secret"]
 SIGNED = EXAMPLES["signed_inbound"]
 SIGNED_AT = datetime.fromtimestamp(int(SIGNED["sha256"]["timestamp"]), tz=UTC)

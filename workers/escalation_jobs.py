@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from campaigns.core.runtime import Runtime
-from campaigns.escalations.lifecycle import flag_overdue, wake_snoozed
+from campaigns.escalations.cron import flag_overdue, wake_snoozed
 
 __all__ = ["flag_overdue_escalations", "wake_snoozed_escalations"]
 

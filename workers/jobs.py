@@ -14,7 +14,7 @@ from typing import Any
 from campaigns.campaign import launch as campaign_launch
 from campaigns.core import audit
 from campaigns.core.runtime import Runtime
-from campaigns.dispatch import lanes as dispatch
+from campaigns.dispatch import claims, runs
 from workers import escalation_jobs, reply_jobs
 
 __all__ = ["FUNCTIONS", "dispatch_lane", "dispatch_run", "tick"]
@@ -28,14 +28,14 @@ def runtime_of(ctx: dict[str, Any]) -> Runtime:
 
 async def dispatch_run(ctx: dict[str, Any], run_id: int) -> int:
     """Start (or restart) the sending of a run: enqueues its lanes."""
-    return await dispatch.start_run_dispatch(runtime_of(ctx), run_id)
+    return await runs.start_run_dispatch(runtime_of(ctx), run_id)
 
 
 async def dispatch_lane(
     ctx: dict[str, Any], run_id: int, slot: int, chain: str, bounces: int
 ) -> str:
     """Send a run's messages batch after batch for a while (see campaigns.dispatch.lanes)."""
-    reason = await dispatch.run_lane(runtime_of(ctx), run_id, slot, chain, bounces)
+    reason = await runs.run_lane(runtime_of(ctx), run_id, slot, chain, bounces)
     log.debug("run %s lane %s stopped: %s", run_id, slot, reason)
     return reason
 
@@ -50,8 +50,8 @@ async def tick(ctx: dict[str, Any]) -> dict[str, int]:
     runtime = runtime_of(ctx)
     steps: dict[str, Callable[[], Awaitable[Any]]] = {
         "started": lambda: campaign_launch.start_due_runs(runtime, runtime.clock()),
-        "recovered": lambda: dispatch.recover_stale_claims(runtime),
-        "nudged": lambda: dispatch.kick_running_runs(runtime),
+        "recovered": lambda: claims.recover_stale_claims(runtime),
+        "nudged": lambda: runs.kick_running_runs(runtime),
         "replies_finalised": lambda: reply_jobs.finalise_incomplete_replies(ctx),
         "escalations_woken": lambda: escalation_jobs.wake_snoozed_escalations(ctx),
         "escalations_overdue": lambda: escalation_jobs.flag_overdue_escalations(ctx),
@@ -75,8 +75,8 @@ async def _purge_audit(runtime: Runtime) -> int:
 
 async def on_worker_start(runtime: Runtime) -> None:
     """What a worker does before its first job: settle what a dead predecessor left."""
-    await dispatch.recover_stale_claims(runtime)
-    await dispatch.kick_running_runs(runtime)
+    await claims.recover_stale_claims(runtime)
+    await runs.kick_running_runs(runtime)
 
 
 FUNCTIONS = {f.__name__: f for f in (dispatch_run, dispatch_lane, tick, *reply_jobs.FUNCTIONS)}

@@ -20,7 +20,7 @@ from campaigns.registry.importer import (
     import_register,
     parse_mapping,
 )
-from campaigns.registry.register_csv import REASONS
+from campaigns.registry.register_issues import REASONS
 
 # Below this size an import takes well under a second: no progress bar.
 PROGRESS_MIN_BYTES = 100_000

@@ -1,87 +1,53 @@
-"""Dispatch: claim queued messages in batches, send within rate and window, record in bulk.
+"""Lanes: one worker's share of a run, sending batch after batch within rate and window.
 
 The life of a batch: check the campaign is running and the window open -> claim
-(`queued -> sending`, attempts + 1, `claimed_by` = this worker) -> reserve each
-message's place in the shared rate limit -> hand the messages over in small groups
-(those due within the same tenth of a second): sleep until the group's time, check
-the window, the lane's deadline and the campaign again, write `handed_at` for the
-whole group in one UPDATE, then call the provider, a bounded number at a time ->
-record every outcome with a few set-based updates.
+(`queued -> sending`, attempts + 1, `claimed_by` = this worker; see
+`campaigns.dispatch.claims`) -> reserve each message's place in the shared rate limit ->
+hand the messages over in small groups (those due within the same tenth of a second):
+sleep until the group's time, check the window, the lane's deadline and the campaign
+again, write `handed_at` for the whole group in one UPDATE, then call the provider, a
+bounded number at a time -> record every outcome with a few set-based updates (see
+`campaigns.dispatch.recording`).
 
-`handed_at` is what makes a crash safe without sending twice: a claim left in
-`sending` by a dead worker goes back to `queued` when it was never handed over, and
-becomes `unconfirmed` (never re-sent; a delivery receipt settles it, see
-`campaigns.dispatch.receipts`) when it was. A lane cut off by an error or a cancellation does
-the same with its own batch before giving up.
-
-A run is worked by one or more *lanes* (jobs), at most one per worker process, each
-holding a lease on its slot; `dispatch_run` starts them and lanes hand over to fresh
-jobs after `lane_budget` seconds so that no job outlives the queue's timeout.
+`handed_at` is what makes a crash safe without sending twice: a lane cut off by an error
+or a cancellation gives its batch back (`release_claims`) before giving up. The jobs
+that start and run lanes are in `campaigns.dispatch.runs`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import re
-import secrets
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.functions import Avg, Min
-from tortoise.transactions import in_transaction
 
 from campaigns.campaign import lifecycle as campaign_service
 from campaigns.core.runtime import Runtime
-from campaigns.dispatch.rate_limit import RateLimiter
-from campaigns.models import (
-    Campaign,
-    CampaignRun,
-    CampaignStatus,
-    Message,
-    MessagePart,
-    MessageStatus,
-    Person,
+from campaigns.dispatch.claims import (
+    Claimed,
+    claim_batch,
+    recover_stale_claims,
+    release_claims,
+    skip_opted_out,
 )
-from campaigns.registry.optouts import normalise_address, opted_out_among, unsubscribe_url
+from campaigns.dispatch.rate_limit import RateLimiter
+from campaigns.dispatch.recording import UNDESCRIBED, record_results
+from campaigns.models import Campaign, CampaignRun, CampaignStatus, Message, MessageStatus
+from campaigns.registry.optouts import unsubscribe_url
 from campaigns.rules.send_window import SendWindow, parse_send_window
 from providers.base import EmailRequest, Outcome, SendResult, SmsRequest
 
-__all__ = [
-    "LaneResult",
-    "batch_limit",
-    "claim_batch",
-    "describe_failure",
-    "kick_running_runs",
-    "recover_stale_claims",
-    "run_lane",
-    "start_run_dispatch",
-]
+__all__ = ["GROUP_SPAN", "Lane", "LaneResult", "batch_limit"]
 
 log = logging.getLogger(__name__)
 
 M = MessageStatus
-_CLAIM_FIELDS = (
-    "id",
-    "run_id",
-    "person_id",
-    "channel",
-    "address",
-    "subject",
-    "text",
-    "html",
-    "encoding",
-    "segments",
-    "attempts",
-)
-_MAX_BOUNCES = 10  # a lane that finds its process busy with the run tries another process
-_BOUNCE_DELAY = 0.5
 # Sends planned within this span are handed over together: one UPDATE per group.
 GROUP_SPAN = 0.1
 # A batch holds about this many seconds of sending at the rate limit: a pause, the end
@@ -89,316 +55,6 @@ GROUP_SPAN = 0.1
 BATCH_SECONDS = 10.0
 # Seconds between two looks at the campaign's status inside a batch.
 _STATUS_EVERY = 1.0
-UNCONFIRMED_TEXT = (
-    "Envoi interrompu : le message est peut-être parti ; il n'est pas renvoyé, "
-    "un accusé de réception le confirmera"
-)
-
-
-# --- failure reasons in French --------------------------------------------------------------
-
-_VONAGE_STATUS = {
-    "1": "débit dépassé chez Vonage",
-    "2": "paramètres manquants",
-    "3": "numéro invalide",
-    "4": "identifiants Vonage refusés",
-    "5": "erreur interne de Vonage",
-    "6": "message refusé",
-    "7": "numéro bloqué",
-    "8": "compte Vonage bloqué",
-    "9": "quota Vonage dépassé",
-    "12": "message trop long",
-    "14": "signature refusée",
-    "15": "expéditeur refusé",
-    "29": "destination non autorisée",
-    "33": "numéro désactivé",
-}
-_VONAGE_OTHER = {
-    "read-timeout": "pas de réponse de Vonage",
-    "connection-lost": "connexion perdue pendant l'envoi",
-    "unreadable-response": "réponse de Vonage illisible",
-    "unexpected-error": "erreur inattendue pendant l'envoi",
-    "connect-timeout": "Vonage injoignable",
-    "connect-failed": "Vonage injoignable",
-    "tls": "connexion sécurisée à Vonage impossible",
-    "bad-host": "adresse de l'API Vonage invalide",
-    "invalid-request": "numéro ou texte invalide",
-}
-_HTTP = {"401": "identifiants Vonage refusés", "403": "accès refusé par Vonage"}
-_PARTIAL = re.compile(r"partial (\d+)/(\d+) (\S+)")
-
-
-def describe_failure(reason: str | None) -> str:
-    """A short French description of a provider's reason code ("vonage:7 Number Barred")."""
-    if not reason:
-        return "erreur du fournisseur"
-    provider, _, rest = reason.partition(":")
-    word = rest.split(" ", 1)[0]
-    if provider == "vonage":
-        partial = _PARTIAL.match(rest)
-        if partial:
-            sent, total, code = partial.groups()
-            why = _VONAGE_STATUS.get(code, f"erreur {code}")
-            return f"envoi partiel ({sent}/{total} parties) : {why}"
-        if word in _VONAGE_STATUS:
-            return _VONAGE_STATUS[word]
-        if word.startswith("http-"):
-            code = word.removeprefix("http-")
-            if code in _HTTP:
-                return _HTTP[code]
-            return "trop de requêtes chez Vonage" if code == "429" else "Vonage indisponible"
-        return _VONAGE_OTHER.get(word, "erreur Vonage")
-    if provider == "smtp":
-        if word.startswith("5"):
-            return "adresse refusée par le serveur de messagerie"
-        if word.startswith("4"):
-            return "serveur de messagerie temporairement indisponible"
-        if word == "lost-in-data":
-            return "connexion perdue pendant l'envoi"
-        return "serveur de messagerie injoignable"
-    return "erreur du fournisseur"
-
-
-def _error_text(reason: str | None, prefix: str = "") -> str:
-    text = f"{prefix}{describe_failure(reason)}"
-    if reason:
-        text = f"{text} ({reason})"
-    return text[:255]
-
-
-# --- claiming ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """One claimed message: what the provider needs, nothing more."""
-
-    id: int
-    run_id: int
-    person_id: int | None
-    channel: str
-    address: str | None
-    subject: str | None
-    text: str
-    html: str | None
-    encoding: str | None
-    segments: int
-    attempts: int  # including this one
-
-
-async def claim_batch(run_id: int, worker_id: str, limit: int, now: datetime) -> list[Claimed]:
-    """Move up to `limit` due queued messages of the run to `sending`, claimed by worker_id.
-
-    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint batches.
-    SQLite (one process): the lock is dropped and tortoise serialises transactions.
-    """
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    async with in_transaction() as conn:
-        rows = (
-            await Message.filter(run_id=run_id, status=M.QUEUED)
-            .filter(due)
-            .order_by("id")
-            .limit(limit)
-            .select_for_update(skip_locked=True)
-            .only(*_CLAIM_FIELDS)
-            .using_db(conn)
-        )
-        if not rows:
-            return []
-        await (
-            Message.filter(id__in=[row.id for row in rows], status=M.QUEUED)
-            .using_db(conn)
-            .update(
-                status=M.SENDING,
-                claimed_by=worker_id,
-                attempts=F("attempts") + 1,
-                handed_at=None,
-            )
-        )
-    return [
-        Claimed(
-            id=row.id,
-            run_id=run_id,
-            person_id=row.person_id,
-            channel=row.channel,
-            address=row.address,
-            subject=row.subject,
-            text=row.text,
-            html=row.html,
-            encoding=row.encoding,
-            segments=max(1, row.segments or 1),
-            attempts=row.attempts + 1,
-        )
-        for row in rows
-    ]
-
-
-async def skip_opted_out(batch: list[Claimed], worker_id: str, now: datetime) -> list[Claimed]:
-    """Drop the messages whose address opted out since launch: STOP wins over a running campaign."""
-    by_address = {normalise_address(m.address): m for m in batch if m.address}
-    stopped = await opted_out_among(list(by_address))
-    if not stopped:
-        return batch
-    ids = [by_address[address].id for address in stopped]
-    await Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING).update(
-        status=M.SKIPPED, skip_reason="opted_out", claimed_by=None, settled_at=now
-    )
-    return [m for m in batch if m.id not in set(ids)]
-
-
-# --- recording ----------------------------------------------------------------------------------
-
-
-def backoff(attempts: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Seconds before the next try: the provider's word, else exponential with equal jitter."""
-    if retry_after is not None and retry_after > 0:
-        return min(cap, retry_after)
-    delay = min(cap, base * 2 ** max(0, attempts - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
-
-
-@dataclass
-class BatchTally:
-    submitted: int = 0
-    failed: int = 0
-    unconfirmed: int = 0
-    retried: int = 0
-
-
-async def record_results(
-    runtime: Runtime, worker_id: str, results: list[tuple[Claimed, SendResult]], now: datetime
-) -> tuple[BatchTally, Counter[str]]:
-    """Write a batch's outcomes with a few set-based updates; return tallies and failure reasons."""
-    cfg = runtime.dispatch
-    tally = BatchTally()
-    reasons: Counter[str] = Counter()
-    submitted: dict[Decimal | None, list[int]] = defaultdict(list)
-    failed: dict[str, list[int]] = defaultdict(list)
-    unconfirmed: dict[str, list[int]] = defaultdict(list)
-    retry: dict[tuple[int, float | None], list[int]] = defaultdict(list)
-    parts: list[MessagePart] = []
-    contacted: list[int] = []
-    for message, result in results:
-        per_part = None
-        if result.price is not None and result.provider_ids:
-            per_part = result.price / len(result.provider_ids)
-        parts.extend(
-            MessagePart(message_id=message.id, provider_message_id=pid[:64], price=per_part)
-            for pid in result.provider_ids
-            if pid
-        )
-        if result.outcome is Outcome.SUBMITTED:
-            submitted[result.price].append(message.id)
-            if message.person_id is not None:
-                contacted.append(message.person_id)
-        elif result.outcome is Outcome.FAILED:
-            failed[_error_text(result.reason)].append(message.id)
-            reasons[describe_failure(result.reason)] += 1
-        elif result.outcome is Outcome.UNCONFIRMED:
-            unconfirmed[_error_text(result.reason, "issue incertaine : ")].append(message.id)
-        elif message.attempts >= cfg.max_attempts:
-            prefix = f"abandon après {message.attempts} tentatives : "
-            failed[_error_text(result.reason, prefix)].append(message.id)
-            reasons[describe_failure(result.reason)] += 1
-        else:
-            retry[(message.attempts, result.retry_after)].append(message.id)
-    tally.submitted = sum(len(ids) for ids in submitted.values())
-    tally.failed = sum(len(ids) for ids in failed.values())
-    tally.unconfirmed = sum(len(ids) for ids in unconfirmed.values())
-    tally.retried = sum(len(ids) for ids in retry.values())
-
-    mine = {"claimed_by": worker_id, "status__in": [M.SENDING, M.UNCONFIRMED]}
-    if parts:
-        # A receipt can beat us to it and create its part first: keep that one.
-        await MessagePart.bulk_create(parts, batch_size=500, ignore_conflicts=True)
-    for price, ids in submitted.items():
-        await Message.filter(id__in=ids, **mine).update(
-            status=M.SUBMITTED, price=price, sent_at=now, error=None
-        )
-        if price is not None:
-            # Messages a receipt got to first keep its status, and take the price.
-            await Message.filter(id__in=ids, price__isnull=True).update(price=price)
-    for error, ids in failed.items():
-        # The provider's refusal stands even if a receipt for an accepted part came first.
-        await Message.filter(id__in=ids, claimed_by=worker_id).update(
-            status=M.FAILED, error=error, settled_at=None
-        )
-    for error, ids in unconfirmed.items():
-        await Message.filter(id__in=ids, **mine).update(
-            status=M.UNCONFIRMED, error=error, sent_at=now
-        )
-    for (attempts, retry_after), ids in retry.items():
-        delay = backoff(attempts, cfg.backoff_base, cfg.backoff_cap, retry_after)
-        await Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING).update(
-            status=M.QUEUED, next_attempt_at=now + timedelta(seconds=delay), claimed_by=None
-        )
-    if contacted:
-        await Person.filter(id__in=contacted).update(last_contacted_at=now)
-    return tally, reasons
-
-
-# --- stuck claims -------------------------------------------------------------------------------
-
-
-async def release_claims(worker_id: str, ids: list[int], not_called: set[int]) -> tuple[int, int]:
-    """Settle `worker_id`'s claims among `ids` that are still `sending` after a batch went wrong.
-
-    A claim never handed over (or handed over, but whose provider call is known not to
-    have started: `not_called`) goes back to `queued` with its attempt given back; any
-    other may have left and becomes `unconfirmed`. Returns (requeued, unconfirmed).
-    """
-    if not ids:
-        return 0, 0
-    mine = Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING)
-    back = Q(handed_at__isnull=True) | Q(id__in=sorted(not_called & set(ids)))
-    requeued = await mine.filter(back).update(
-        status=M.QUEUED, claimed_by=None, handed_at=None, attempts=F("attempts") - 1
-    )
-    unconfirmed = await Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING).update(
-        status=M.UNCONFIRMED, error=UNCONFIRMED_TEXT
-    )
-    return requeued, unconfirmed
-
-
-async def recover_stale_claims(runtime: Runtime, run_ids: list[int] | None = None) -> int:
-    """Settle what dead workers left in `sending`; returns how many messages it settled.
-
-    Never handed to the provider (`handed_at` null): back to `queued`, the attempt given
-    back, sent later by a live worker. Handed over: `unconfirmed`, never re-sent.
-    """
-    assert runtime.coordination is not None
-    if run_ids is None:
-        # Only campaigns that can hold claims: the (campaign_id, status) index does the rest.
-        campaign_ids = await Campaign.filter(
-            status__in=[CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.CANCELLED]
-        ).values_list("id", flat=True)
-        scope = Message.filter(campaign_id__in=list(campaign_ids), status=M.SENDING)
-    else:
-        scope = Message.filter(run_id__in=run_ids, status=M.SENDING)
-    claimers = set(await scope.distinct().values_list("claimed_by", flat=True))
-    if not claimers:
-        return 0
-    named = {c for c in claimers if c}
-    dead = named - await runtime.coordination.alive(named)
-    query = Q(claimed_by__in=sorted(dead)) if dead else Q(id__in=[])
-    if None in claimers or "" in claimers:
-        query |= Q(claimed_by__isnull=True) | Q(claimed_by="")
-    requeued = await scope.filter(query, handed_at__isnull=True).update(
-        status=M.QUEUED, claimed_by=None, attempts=F("attempts") - 1
-    )
-    unconfirmed = await scope.filter(query).update(status=M.UNCONFIRMED, error=UNCONFIRMED_TEXT)
-    if requeued:
-        log.warning(
-            "%d message(s) claimed by a stopped worker but never sent: queued again", requeued
-        )
-    if unconfirmed:
-        log.warning(
-            "%d message(s) handed over by a stopped worker are now unconfirmed", unconfirmed
-        )
-    return requeued + unconfirmed
-
-
-# --- lanes --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -775,7 +431,7 @@ class Lane:
             return False
         assert self.campaign is not None
         rate = round(100 * self.failed / self.tried)
-        main = self.reasons.most_common(1)[0][0] if self.reasons else "erreur du fournisseur"
+        main = self.reasons.most_common(1)[0][0] if self.reasons else UNDESCRIBED
         reason = f"Mise en pause automatique : {rate} % d'échecs ({main})"[:255]
         paused = await Campaign.filter(id=self.campaign.id, status=CampaignStatus.RUNNING).update(
             status=CampaignStatus.PAUSED, status_reason=reason
@@ -783,112 +439,3 @@ class Lane:
         if paused:
             log.warning("campaign %s paused: %s%% failures", self.campaign.id, rate)
         return True
-
-
-# --- jobs' bodies -------------------------------------------------------------------------------
-
-
-def _active_lanes(runtime: Runtime) -> set[int]:
-    return runtime.extras.setdefault("active_lanes", set())
-
-
-async def _wake_later(runtime: Runtime, run_id: int, at: datetime) -> None:
-    """Look at the run again at `at` (a deferred dispatch_run; one per run and second)."""
-    assert runtime.queue is not None
-    delay = max(0.0, (at - runtime.clock()).total_seconds())
-    job_id = f"dispatch:{run_id}:wake:{int(at.timestamp())}"
-    await runtime.queue.enqueue("dispatch_run", run_id, job_id=job_id, defer_by=delay)
-
-
-async def start_run_dispatch(runtime: Runtime, run_id: int) -> int:
-    """The `dispatch_run` job: start the run's lanes (or a wake-up at the window's opening).
-
-    Returns the number of lanes enqueued. Safe to call any number of times: lanes whose
-    slot is held by a live lane stop at once.
-    """
-    assert runtime.queue is not None and runtime.coordination is not None
-    lane = Lane(runtime, run_id)
-    if not await lane.prepare():
-        return 0
-    assert lane.campaign is not None and lane.window is not None
-    if lane.campaign.status != CampaignStatus.RUNNING:
-        if lane.campaign.status == CampaignStatus.CANCELLED:
-            await lane.step()  # marks what is still queued as cancelled
-        return 0
-    now = runtime.clock()
-    if not lane.window.is_open(now):
-        await _wake_later(runtime, run_id, lane.window.next_open(now))
-        return 0
-    lanes = max(1, min(runtime.dispatch.lanes, await runtime.coordination.workers()))
-    for slot in range(lanes):
-        chain = secrets.token_hex(6)
-        await runtime.queue.enqueue("dispatch_lane", run_id, slot, chain, 0)
-    return lanes
-
-
-async def run_lane(runtime: Runtime, run_id: int, slot: int, chain: str, bounces: int) -> str:
-    """The `dispatch_lane` job: work the run for up to `lane_budget` seconds, then hand over.
-
-    Returns why it stopped (for logs and tests).
-    """
-    assert runtime.queue is not None and runtime.coordination is not None
-    cfg = runtime.dispatch
-    lease = f"run:{run_id}:lane:{slot}"
-    if not await runtime.coordination.acquire(lease, chain, cfg.heartbeat_ttl):
-        return "duplicate"
-    active = _active_lanes(runtime)
-    if run_id in active:
-        # This process already works the run: the lane is worth more on another worker.
-        if bounces < _MAX_BOUNCES:
-            await runtime.queue.enqueue(
-                "dispatch_lane", run_id, slot, chain, bounces + 1, defer_by=_BOUNCE_DELAY
-            )
-            return "bounced"
-        await runtime.coordination.release(lease, chain)
-        return "busy"
-    active.add(run_id)
-    try:
-        result = await _run_with_lease(runtime, run_id, lease, chain)
-    finally:
-        active.discard(run_id)
-    if result.reason == "budget":
-        await runtime.queue.enqueue("dispatch_lane", run_id, slot, chain, 0)
-        return result.reason
-    await runtime.coordination.release(lease, chain)
-    if result.wake_at is not None:
-        await _wake_later(runtime, run_id, result.wake_at)
-    return result.reason
-
-
-async def _run_with_lease(runtime: Runtime, run_id: int, lease: str, chain: str) -> LaneResult:
-    """Batches until the lane must stop, renewing the lease before each; no new group
-    is handed over after the lane's budget (the rest of a batch goes back to the queue)."""
-    assert runtime.coordination is not None
-    lane = Lane(runtime, run_id)
-    if not await lane.prepare():
-        return LaneResult("gone")
-    await lane.release_orphans()
-    lane.deadline = time.monotonic() + runtime.dispatch.lane_budget
-    while True:
-        if not await runtime.coordination.acquire(lease, chain, runtime.dispatch.heartbeat_ttl):
-            # The lease expired and another chain holds the slot now: two lanes on one
-            # slot would multiply the lanes of the run, so this one stops.
-            log.warning("run %s: lane lease %s lost, lane stopped", run_id, lease)
-            return LaneResult("lost", None, lane.sent)
-        result = await lane.step()
-        if result is not None:
-            return result
-        stopping = runtime.extras.get("stopping")
-        if time.monotonic() >= lane.deadline or (stopping is not None and stopping()):
-            return LaneResult("budget", None, lane.sent)
-
-
-async def kick_running_runs(runtime: Runtime) -> list[int]:
-    """Nudge every unfinished run of a running campaign (after a restart, or a lost job)."""
-    assert runtime.queue is not None
-    run_ids: list[Any] = await CampaignRun.filter(
-        campaign__status=CampaignStatus.RUNNING, completed_at__isnull=True
-    ).values_list("id", flat=True)
-    for run_id in run_ids:
-        await runtime.queue.enqueue("dispatch_run", run_id, job_id=f"dispatch:{run_id}")
-    return list(run_ids)

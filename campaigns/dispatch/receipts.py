@@ -3,7 +3,8 @@
 Vonage sends one receipt per part, in any order, possibly more than once, possibly
 before dispatch has recorded the send. A receipt is matched by the part's provider id,
 else by its client-ref (our message id). A message is delivered when every part is;
-failed, rejected or expired as soon as one part is (with the part's err-code in French);
+failed, rejected or expired as soon as one part is (with the part's err-code in French,
+as the provider's parser described it);
 accepted and buffered change nothing but the part. A receipt for an `unconfirmed`
 message proves it left: it becomes submitted (or delivered). Applying a receipt twice
 changes nothing.
@@ -19,7 +20,7 @@ from decimal import Decimal
 from tortoise.transactions import in_transaction
 
 from campaigns.models import Message, MessagePart, MessageStatus, Person
-from providers.vonage.payloads import FINAL_STATUSES, DeliveryReceipt, receipt_error_text
+from providers.base import FINAL_STATUSES, DeliveryReceipt
 
 __all__ = ["ReceiptResult", "apply_receipt", "derive_status"]
 
@@ -30,6 +31,9 @@ _FAILURES = {"failed": M.FAILED, "rejected": M.REJECTED, "expired": M.EXPIRED}
 # Statuses a receipt may move a message out of; a receipt-settled final status (settled_at
 # set) may also be revised by a later part, but never one dispatch decided (a refusal).
 _OPEN = (M.SENDING, M.SUBMITTED, M.UNCONFIRMED)
+# A failure read from another part than the receipt at hand, whose code that receipt
+# cannot describe (only its own): the code itself follows the text.
+OTHER_PART_FAILED = "Échec signalé par l'opérateur"
 
 
 @dataclass(frozen=True)
@@ -40,23 +44,35 @@ class ReceiptResult:
 
 
 def derive_status(
-    current: MessageStatus, segments: int, parts: list[tuple[str, str | None]]
+    current: MessageStatus,
+    segments: int,
+    parts: list[tuple[str, str | None]],
+    receipt: DeliveryReceipt,
 ) -> tuple[MessageStatus, str | None]:
     """The message status its parts' (status, err_code) imply, and the error text if failed.
 
     Until dispatch has recorded the provider's answer (sending, unconfirmed) the number of
-    parts is taken from the message's own segment count.
+    parts is taken from the message's own segment count. `receipt` is the one being
+    applied: its description of its err-code is the error text.
     """
     for status, err_code in parts:
         if status in _FAILURES:
             code = (err_code or "").strip()
-            text = receipt_error_text(code)
+            text = _error_text(code, receipt)
             return _FAILURES[status], f"{text} (err-code {code or '?'})"[:255]
     expected = len(parts) if current == M.SUBMITTED else max(len(parts), segments, 1)
     delivered = sum(1 for status, _ in parts if status == "delivered")
     if parts and delivered >= expected:
         return M.DELIVERED, None
     return M.SUBMITTED, None
+
+
+def _error_text(code: str, receipt: DeliveryReceipt) -> str:
+    # A part's text depends on its code alone: the receipt describes any part sharing it
+    # (the part row keeps the code cut to its column's 8 characters).
+    if code == receipt.err_code[:8].strip():
+        return receipt.error_text
+    return OTHER_PART_FAILED
 
 
 async def _find_message_id(receipt: DeliveryReceipt) -> tuple[int | None, bool]:
@@ -139,7 +155,7 @@ async def apply_receipt(receipt: DeliveryReceipt, now: datetime) -> ReceiptResul
             .values_list("status", "err_code", "price")
         )
         status, error = derive_status(
-            message.status, message.segments, [(s, e) for s, e, _ in rows]
+            message.status, message.segments, [(s, e) for s, e, _ in rows], receipt
         )
         update = _message_changes(message, status, error, rows, receipt, now)
         if update:

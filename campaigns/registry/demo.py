@@ -13,7 +13,7 @@ from campaigns.core import audit
 from campaigns.core.audit import Actor
 from campaigns.core.errors import Conflict
 from campaigns.models import Membership, Person
-from campaigns.registry.register_csv import identity_key
+from campaigns.registry.register_values import identity_key
 
 
 def _words(text: str) -> tuple[str, ...]:

@@ -1,11 +1,14 @@
-"""Importing a register file: matching rows to people, writing them in bulk, one audited report."""
+"""Importing a register file: matching rows to people, planning the writes, one audited report.
+
+The writes themselves, in bulk, are in `campaigns.registry.import_writing`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -16,40 +19,27 @@ from tortoise.transactions import in_transaction
 
 from campaigns.core import audit
 from campaigns.core.audit import Actor
-from campaigns.core.clock import utcnow
 from campaigns.core.db import on_postgres
 from campaigns.core.errors import Invalid
-from campaigns.models import Membership, Person
 from campaigns.models.registry import SEGMENTS
-from campaigns.registry.register_csv import (
-    ParsedRegister,
-    RegisterFileError,
-    RegisterRow,
-    RowIssue,
-    identity_key,
-    normalize_header,
-    parse_register,
+from campaigns.registry.import_writing import (
+    FRAGILE_FIELDS,
+    PERSON_FIELDS,
+    PlannedRow,
+    chunks,
+    create_people,
+    update_people,
+    write_memberships,
 )
+from campaigns.registry.register_file import ParsedRegister, parse_register
+from campaigns.registry.register_issues import RegisterFileError, RowIssue
+from campaigns.registry.register_rows import RegisterRow
+from campaigns.registry.register_values import identity_key, normalize_header
 
 SEGMENT_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 FRAGILE = "registre_fragiles"
 # Small enough for SQLite's bound-variable limit, large enough to keep round trips few.
 LOOKUP_CHUNK = 500
-WRITE_BATCH = 1000
-# The person fields a register row can set; an empty cell never erases a value already held
-# (a person in two registers must not lose the e-mail one of them lacks).
-PERSON_FIELDS = (
-    "civility",
-    "last_name",
-    "first_name",
-    "birth_date",
-    "mobile",
-    "landline",
-    "email",
-    "address",
-    "district",
-    "referent_email",
-)
 MAX_LENGTHS = {
     "external_ref": 64,
     "civility": 16,
@@ -60,15 +50,6 @@ MAX_LENGTHS = {
     "referent_email": 254,
     "email": 254,
 }
-# What the law allows the fragile-people register to hold besides the person (DOMAIN.md).
-FRAGILE_FIELDS = (
-    "category",
-    "registered_by",
-    "acknowledged_on",
-    "next_review_on",
-    "emergency_contact",
-    "home_care_service",
-)
 FRAGILE_LENGTHS = {
     "category": 40,
     "registered_by": 20,
@@ -150,28 +131,14 @@ class ImportReport:
         }
 
 
-@dataclass(slots=True)
-class _Row:
-    """An accepted row, its person values and its identity key (computed once)."""
-
-    source: RegisterRow
-    values: dict[str, Any]
-    key: str
-
-
 @dataclass
 class _Plan:
     """The writes an import needs, decided before anything is written."""
 
-    creates: list[_Row] = field(default_factory=list)
+    creates: list[PlannedRow] = field(default_factory=list)
     # person id -> changed fields (values), for people already held.
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     matched: list[tuple[RegisterRow, int]] = field(default_factory=list)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _address(extra: dict[str, Any]) -> str | None:
@@ -276,7 +243,7 @@ async def _select_in(
     names = ", ".join(f'"{c}"' for c in columns)
     postgres = on_postgres(conn)
     size = LOOKUP_CHUNK * 10 if postgres else LOOKUP_CHUNK
-    for chunk in _chunks(list(keys), size):
+    for chunk in chunks(list(keys), size):
         params: list[Any]
         if postgres:
             where, params = f'"{key}" = ANY($1::{key_type}[])', [list(chunk)]
@@ -308,7 +275,7 @@ async def _existing(conn: BaseDBAsyncClient, column: str, keys: list[str]) -> li
 
 async def _plan(
     conn: BaseDBAsyncClient,
-    rows: list[_Row],
+    rows: list[PlannedRow],
     progress: Callable[[int], None],
 ) -> _Plan:
     """Match each row to a person held (same file number, else same names and birth date)."""
@@ -340,125 +307,6 @@ async def _plan(
     return plan
 
 
-PERSON_COLUMNS = ("external_ref", "identity_key", "preferred_channel", *PERSON_FIELDS)
-MEMBERSHIP_COLUMNS = ("person_id", "segment", "source", "started_on", *FRAGILE_FIELDS)
-# PostgreSQL array types for the unnest() inserts; every other column is text.
-COLUMN_TYPES = {
-    "birth_date": "date",
-    "started_on": "date",
-    "acknowledged_on": "date",
-    "next_review_on": "date",
-    "person_id": "int",
-}
-
-
-async def _insert_many(
-    conn: BaseDBAsyncClient,
-    table: str,
-    columns: Sequence[str],
-    rows: list[list[Any]],
-    returning: Sequence[str] = (),
-    stamps: Sequence[str] = ("created_at",),
-) -> list[tuple[Any, ...]]:
-    """Plain multi-row INSERTs: building ORM objects would cost more than the database work.
-
-    On PostgreSQL one INSERT ... SELECT FROM unnest(arrays) per batch, returning the
-    asked columns; on SQLite an executemany (then nothing is returned).
-    """
-    if not rows:
-        return []
-    names = ", ".join(f'"{c}"' for c in (*columns, *stamps))
-    returned: list[tuple[Any, ...]] = []
-    if on_postgres(conn):
-        arrays = ", ".join(
-            f"${i}::{COLUMN_TYPES.get(c, 'text')}[]" for i, c in enumerate(columns, start=1)
-        )
-        times = ", now()" * len(stamps)
-        sql = f'INSERT INTO "{table}" ({names}) SELECT *{times} FROM unnest({arrays})'
-        if returning:
-            sql += " RETURNING " + ", ".join(f'"{c}"' for c in returning)
-        for chunk in _chunks(rows, WRITE_BATCH * 5):
-            values = [list(column) for column in zip(*chunk, strict=True)]
-            if returning:
-                found = await conn.execute_query_dict(sql, values)
-                returned += [tuple(r[c] for c in returning) for r in found]
-            else:
-                await conn.execute_query(sql, values)
-        return returned
-    # The SQLite driver stores dates and times as tortoise reads them back: ISO text.
-    now = utcnow().isoformat(" ")
-    marks = ", ".join("?" for _ in (*columns, *stamps))
-    sql = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
-    for chunk in _chunks(rows, WRITE_BATCH * 5):
-        await conn.execute_many(
-            sql, [[*map(_sqlite_value, row), *[now] * len(stamps)] for row in chunk]
-        )
-    return returned
-
-
-def _sqlite_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
-
-
-async def _create_people(
-    conn: BaseDBAsyncClient, creates: list[_Row]
-) -> list[tuple[RegisterRow, int]]:
-    """Insert the new people and return each row with its new id."""
-    if not creates:
-        return []
-    before = await Person.all().using_db(conn).order_by("-id").first().values_list("id", flat=True)
-    new = await _insert_many(
-        conn,
-        "person",
-        PERSON_COLUMNS,
-        [
-            [
-                r.source.external_ref,
-                r.key,
-                "email" if r.values["email"] and not r.values["mobile"] else "sms",
-                *(r.values[name] for name in PERSON_FIELDS),
-            ]
-            for r in creates
-        ],
-        returning=("id", "external_ref", "identity_key"),
-        stamps=("created_at", "updated_at"),
-    )
-    if not new:
-        # SQLite: read the new ids back (it has a single writer, so every person above
-        # `before` is one of ours).
-        new = await (
-            Person.filter(id__gt=before or 0)
-            .using_db(conn)
-            .order_by("id")
-            .values_list("id", "external_ref", "identity_key")
-        )
-    by_ref = {ref: pid for pid, ref, _ in new if ref}
-    by_key: dict[str, list[int]] = {}
-    for pid, ref, key in sorted(new):
-        if not ref:
-            by_key.setdefault(key, []).append(pid)
-    return [
-        (
-            r.source,
-            by_ref[r.source.external_ref] if r.source.external_ref else by_key[r.key].pop(0),
-        )
-        for r in creates
-    ]
-
-
-async def _update_people(conn: BaseDBAsyncClient, updates: dict[int, dict[str, Any]]) -> None:
-    # One UPDATE per batch of people sharing the same set of changed columns.
-    now = utcnow()
-    groups: dict[tuple[str, ...], list[Person]] = {}
-    for person_id, changed in updates.items():
-        person = Person(id=person_id, updated_at=now, **changed)
-        groups.setdefault(tuple(sorted(changed)), []).append(person)
-    for columns, people in groups.items():
-        await Person.bulk_update(
-            people, fields=[*columns, "updated_at"], batch_size=WRITE_BATCH // 2, using_db=conn
-        )
-
-
 async def _memberships(
     conn: BaseDBAsyncClient,
     segment: str,
@@ -488,27 +336,6 @@ async def _memberships(
         if changed:
             to_change[person_id] = (membership["id"], changed)
     return to_add, to_change
-
-
-async def _write_memberships(
-    conn: BaseDBAsyncClient,
-    segment: str,
-    source: str,
-    to_add: dict[int, dict[str, Any]],
-    to_change: dict[int, tuple[int, dict[str, Any]]],
-) -> None:
-    today = date.today()
-    await _insert_many(
-        conn,
-        "membership",
-        MEMBERSHIP_COLUMNS,
-        [
-            [pid, segment, source[:200], today, *(fragile.get(f) for f in FRAGILE_FIELDS)]
-            for pid, fragile in to_add.items()
-        ],
-    )
-    for membership_id, changed in to_change.values():
-        await Membership.filter(id=membership_id).using_db(conn).update(**changed)
 
 
 def _file_digest(data: bytes) -> str:
@@ -550,13 +377,13 @@ async def import_register(
         dry_run=dry_run,
     )
     rejected = list(parsed.rejected)
-    rows: list[_Row] = []
+    rows: list[PlannedRow] = []
     for row in parsed.rows:
         values = _row_values(row)
         problem = _too_long(row, values)
         if problem is None:
             rows.append(
-                _Row(row, values, identity_key(row.last_name, row.first_name, row.birth_date))
+                PlannedRow(row, values, identity_key(row.last_name, row.first_name, row.birth_date))
             )
         else:
             rejected.append(problem)
@@ -580,12 +407,12 @@ async def import_register(
         report.memberships_added = len(to_add) + len(plan.creates)
         advance(len(rows))
         if not dry_run:
-            created = await _create_people(conn, plan.creates)
+            created = await create_people(conn, plan.creates)
             advance(len(rows) + len(rows) // 2)
-            await _update_people(conn, plan.updates)
+            await update_people(conn, plan.updates)
             for row, person_id in created:
                 to_add[person_id] = _fragile_values(row) if segment == FRAGILE else {}
-            await _write_memberships(conn, segment, filename, to_add, to_change)
+            await write_memberships(conn, segment, filename, to_add, to_change)
             await audit.record(
                 actor,
                 "register.import",

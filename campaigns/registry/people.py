@@ -27,7 +27,7 @@ from campaigns.models import (
     Role,
     Staff,
 )
-from campaigns.registry.register_csv import identity_key, normalize_email, normalize_header
+from campaigns.registry.register_values import identity_key, normalize_email, normalize_header
 from campaigns.rules.phones import PhoneKind, parse_phone
 
 MAX_PAGE_SIZE = 200

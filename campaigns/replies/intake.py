@@ -25,8 +25,7 @@ from campaigns.models import InboundPart, Message, MessageStatus, OptOut, Person
 from campaigns.registry.optouts import lift_opt_out, normalise_address, opt_out
 from campaigns.rules.classification import Classification, classify, is_resubscribe
 from campaigns.rules.sms_encoding import analyse
-from providers.base import Outcome, SendResult, SmsRequest
-from providers.vonage.payloads import InboundSms, PayloadError, parse_inbound
+from providers.base import InboundSms, Outcome, SendResult, SmsRequest
 
 if TYPE_CHECKING:
     from campaigns.core.runtime import Runtime
@@ -165,7 +164,7 @@ async def _store_part(sms: InboundSms, now: datetime) -> Received:
             "part": sms.concat.part,
             "text": sms.text,
             "received_at": now,
-            "payload": dict(sms.raw),
+            "payload": _part_payload(sms),
         },
         now,
     )
@@ -174,6 +173,26 @@ async def _store_part(sms: InboundSms, now: datetime) -> Received:
     # both then assemble and the reply's unique id keeps one.
     reply_id = await assemble_parts(sms.msisdn, str(sms.concat.ref), sms.concat.total, now=now)
     return Received(reply_id, duplicate=part_id is None)
+
+
+def _part_payload(sms: InboundSms) -> dict[str, Any]:
+    """What a part row keeps beside its columns: the request as received, and what the
+    assembled reply takes from its first part (our number, the provider's time)."""
+    return {
+        "raw": dict(sms.raw),
+        "to": sms.to,
+        "provider_time": sms.received_at.isoformat() if sms.received_at else None,
+    }
+
+
+def _raw_request(payload: dict[str, Any]) -> dict[str, Any]:
+    # Parts stored before the payload held "provider_time" are the bare request.
+    return payload["raw"] if "provider_time" in payload else payload
+
+
+def _provider_time(payload: dict[str, Any]) -> datetime | None:
+    stamp = payload.get("provider_time")
+    return datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
 
 
 async def assemble_parts(
@@ -195,7 +214,7 @@ async def assemble_parts(
     text = "".join(
         by_number[n]["text"] if n in by_number else MISSING_PART for n in range(1, total + 1)
     )
-    received_at = _vonage_time(first["payload"]) or first["received_at"]
+    received_at = _provider_time(first["payload"]) or first["received_at"]
     # The first present part's messageId names the reply: Vonage's concat-ref is reused over
     # time, a messageId never is.
     reply_id = await _insert_new(
@@ -208,7 +227,7 @@ async def assemble_parts(
             "received_at": received_at,
             "parts": total,
             "complete": len(by_number) == total,
-            "payload": {"parts": [part["payload"] for part in ordered]},
+            "payload": {"parts": [_raw_request(part["payload"]) for part in ordered]},
         },
         now,
     )
@@ -234,13 +253,6 @@ async def _waiting_parts(msisdn: str, concat_ref: str, total: int) -> list[dict[
         row["payload"] = json.loads(payload) if isinstance(payload, str | bytes) else payload
         row["received_at"] = field.to_python_value(row["received_at"])
     return rows
-
-
-def _vonage_time(payload: dict[str, str]) -> datetime | None:
-    try:
-        return parse_inbound(payload).received_at
-    except PayloadError:
-        return None
 
 
 async def enqueue_processing(runtime: Runtime, reply_id: int) -> bool:

@@ -1,0 +1,1 @@
+"""Vonage adapters: the SMS client (official SDK), webhook signatures and payloads, error texts."""

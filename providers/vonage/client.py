@@ -24,6 +24,8 @@ Partial failure of a long message: the parts Vonage accepted are billed and will
 the phone; re-sending would duplicate them. Such a message is FAILED (the recipient got
 a truncated text), keeping the accepted parts' ids (their receipts can still be matched),
 their count and price, and a reason "vonage:partial k/n <code> <text>".
+
+Every reason code goes back with its French description (`providers.vonage.errors`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from ssl import CertificateError, SSLCertVerificationError
 from typing import Any
@@ -49,6 +52,7 @@ from vonage_http_client.errors import HttpRequestError
 from vonage_sms import SmsMessage
 
 from providers.base import Outcome, SendResult, SmsRequest
+from providers.vonage.errors import describe_failure
 
 __all__ = ["RETRYABLE_STATUSES", "VonageSmsProvider", "interpret_response"]
 
@@ -175,6 +179,13 @@ def interpret_response(data: Any) -> SendResult:
     return SendResult(Outcome.FAILED, parts=0, reason=reason)
 
 
+def _in_french(result: SendResult) -> SendResult:
+    """The result with its reason code told in French, for the staff pages."""
+    if result.reason is None:
+        return result
+    return replace(result, description=describe_failure(result.reason))
+
+
 def _sdk_number(number: str) -> str:
     # Vonage wants international numbers without "+" or "00"; alphanumeric senders as is.
     return number[1:] if number.startswith("+") else number
@@ -282,7 +293,7 @@ class VonageSmsProvider:
     async def send_sms(self, req: SmsRequest) -> SendResult:
         """Send one SMS. Cancelling the caller does not stop a request already started."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._send_blocking, req)
+        return _in_french(await loop.run_in_executor(self._executor, self._send_blocking, req))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)

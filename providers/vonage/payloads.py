@@ -2,7 +2,8 @@
 
 Vonage sends the same flat keys as a GET query string, a POST form or a POST JSON
 object; `merge_request_params` turns any of them into one `dict[str, str]`, which is
-also what the signature is computed over (see `webhook_signatures`).
+also what the signature is computed over (see `providers.vonage.signatures`). The values
+produced are the provider-neutral types of `providers.base`.
 """
 
 from __future__ import annotations
@@ -10,53 +11,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
+from providers.base import RECEIPT_STATUSES, ConcatInfo, DeliveryReceipt, InboundSms
+from providers.vonage.errors import receipt_error_text
+
 __all__ = [
-    "FINAL_STATUSES",
-    "INTERMEDIATE_STATUSES",
     "MAX_CONCAT_TOTAL",
     "MAX_TEXT",
-    "RECEIPT_ERRORS",
-    "RECEIPT_STATUSES",
-    "ConcatInfo",
-    "DeliveryReceipt",
-    "InboundSms",
     "PayloadError",
     "decode_json_body",
     "is_empty_probe",
     "merge_request_params",
     "parse_inbound",
     "parse_receipt",
-    "receipt_error_text",
 ]
-
-FINAL_STATUSES = frozenset({"delivered", "expired", "failed", "rejected"})
-INTERMEDIATE_STATUSES = frozenset({"accepted", "buffered", "unknown"})
-RECEIPT_STATUSES = FINAL_STATUSES | INTERMEDIATE_STATUSES
-
-# Vonage DLR `err-code` values, in French for the staff pages.
-RECEIPT_ERRORS: dict[str, str] = {
-    "0": "Remis",
-    "1": "Erreur inconnue",
-    "2": "Abonné absent (temporaire)",
-    "3": "Abonné absent (permanent)",
-    "4": "Réception bloquée par l'abonné",
-    "5": "Erreur de portabilité du numéro",
-    "6": "Rejeté par le filtre anti-spam",
-    "7": "Téléphone occupé",
-    "8": "Erreur réseau",
-    "9": "Numéro invalide",
-    "10": "Message invalide",
-    "11": "Destination non routable",
-    "12": "Destinataire injoignable",
-    "13": "Restriction d'âge de l'abonné",
-    "14": "Numéro bloqué par l'opérateur",
-    "15": "Crédit prépayé insuffisant",
-    "99": "Erreur générale",
-}
 
 # Keys that carry no message content: a request holding only these is a URL check.
 _ENVELOPE_KEYS = frozenset({"api-key", "timestamp", "nonce", "sig"})
@@ -83,67 +53,6 @@ class PayloadError(ValueError):
         self.code = code
         self.detail = detail
         self.field = field
-
-
-@dataclass(frozen=True)
-class ConcatInfo:
-    """Where one part sits in a long (concatenated) inbound SMS."""
-
-    ref: int
-    total: int
-    part: int
-
-
-@dataclass(frozen=True)
-class InboundSms:
-    """One inbound SMS (or one part of a long one) as Vonage delivered it."""
-
-    message_id: str
-    msisdn: str  # the sender, E.164 with "+"
-    to: str  # our virtual number, as Vonage wrote it
-    text: str  # "" for a binary message without text
-    type: str  # text, unicode or binary
-    keyword: str
-    received_at: datetime | None  # aware UTC, from message-timestamp
-    concat: ConcatInfo | None
-    raw: Mapping[str, str] = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class DeliveryReceipt:
-    """One delivery receipt (there is one per part of a long message)."""
-
-    message_id: str
-    msisdn: str | None  # the recipient, E.164 with "+"
-    to: str  # the sender we used
-    status: str  # one of RECEIPT_STATUSES
-    err_code: str
-    price: Decimal | None
-    client_ref: str | None
-    network_code: str | None
-    scts: datetime | None  # the operator's timestamp, aware UTC
-    message_timestamp: datetime | None  # aware UTC
-    raw: Mapping[str, str] = field(repr=False, compare=False)
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    @property
-    def is_intermediate(self) -> bool:
-        return self.status in INTERMEDIATE_STATUSES
-
-    @property
-    def error_text(self) -> str:
-        return receipt_error_text(self.err_code)
-
-
-def receipt_error_text(err_code: str) -> str:
-    """French text for a DLR err-code, with a fallback naming the code."""
-    code = err_code.strip()
-    if not code:
-        return "Code d'erreur absent"
-    return RECEIPT_ERRORS.get(code, f"Erreur inconnue (code {code})")
 
 
 def decode_json_body(raw: bytes | str) -> object:
@@ -340,12 +249,14 @@ def parse_receipt(params: Mapping[str, str]) -> DeliveryReceipt:
     if status not in RECEIPT_STATUSES:
         status = "unknown"
     msisdn = _optional(params, "msisdn")
+    err_code = _CONTROL.sub("", params.get("err-code", "")).strip()
     return DeliveryReceipt(
         message_id=_bounded(_required(params, "messageId"), "messageId", MAX_MESSAGE_ID),
         msisdn=None if msisdn is None else _msisdn(msisdn, "msisdn"),
         to=_bounded(params.get("to", "").strip(), "to", MAX_ADDRESS),
         status=status,
-        err_code=_CONTROL.sub("", params.get("err-code", "")).strip(),
+        err_code=err_code,
+        error_text=receipt_error_text(err_code),
         price=_price(params),
         client_ref=_optional(params, "client-ref"),
         network_code=_optional(params, "network-code"),

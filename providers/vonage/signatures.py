@@ -14,17 +14,15 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import vonage
-
-if TYPE_CHECKING:
-    from campaigns.core.nonce_store import NonceStore
 
 __all__ = [
     "DEFAULT_MAX_AGE",
     "HMAC_METHODS",
     "SIGNATURE_METHODS",
+    "NonceStore",
     "SignatureError",
     "sign_params",
     "signature_base",
@@ -47,6 +45,14 @@ _DETAILS = {
     "replayed_nonce": "requête rejouée",
     "unsupported_method": "méthode de signature non prise en charge",
 }
+
+
+class NonceStore(Protocol):
+    """Where the nonces already accepted are kept (the service's stores fit this shape)."""
+
+    async def seen(self, nonce: str) -> bool:
+        """Record `nonce`; True when it was already recorded (a replay)."""
+        ...
 
 
 class SignatureError(ValueError):
