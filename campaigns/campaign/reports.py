@@ -12,6 +12,7 @@ from typing import Any
 from tortoise.functions import Count, Sum
 
 from campaigns.campaign.lifecycle import STATUS_LABELS, campaign_warnings, get_campaign, money
+from campaigns.core.csv_cells import safe_row
 from campaigns.core.errors import Invalid
 from campaigns.core.settings import Settings
 from campaigns.models import (
@@ -230,7 +231,8 @@ def _csv_cell(value: Any) -> str:
 
 def _csv_lines(rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    # Message texts and addresses are typed by others: a spreadsheet must not run them.
+    csv.writer(buffer, lineterminator="\r\n").writerows(safe_row(row) for row in rows)
     return buffer.getvalue()
 
 

@@ -77,7 +77,13 @@ def identity_key(last_name: str, first_name: str, birth_date: date | None) -> st
     return f"{normalize_header(last_name)}|{normalize_header(first_name)}|{born}"
 
 
-_EMAIL = re.compile(r"^[^@\s,;<>()\"]+@[^@\s,;<>()\"]+\.[^@\s,;<>()\".]{2,}$")
+# Stricter than the RFC on purpose: a register's e-mail is typed by hand and exported to
+# spreadsheets, so a local part starts with a letter or digit ("=1+1@evil.fr" is refused)
+# and a domain is made of plain labels.
+_EMAIL = re.compile(
+    r"^[a-z0-9\u00e0-\u00ff](?:[a-z0-9\u00e0-\u00ff._%+'-]{0,63})"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}$"
+)
 
 
 @lru_cache(maxsize=4096)  # referents repeat on every row
