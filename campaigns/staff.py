@@ -1,11 +1,12 @@
-"""Staff accounts: argon2 password hashes, roles, queues and bearer tokens."""
+"""Staff accounts: argon2 password hashes, roles, queues and bearer tokens; the audit journal."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,9 +15,13 @@ from campaigns.core import audit
 from campaigns.core.audit import Actor
 from campaigns.core.clock import utcnow
 from campaigns.core.errors import Conflict, Invalid, Unauthorised
-from campaigns.models import ApiToken, Role, Staff
+from campaigns.models import ApiToken, AuditEvent, Role, Staff
 
 QUEUES = ("urgence", "rappel", "triage")
+# The role groups every guard uses: API routes and staff pages share this one table.
+ADMINS: tuple[Role, ...] = (Role.ADMIN,)
+MANAGERS: tuple[Role, ...] = (Role.ADMIN, Role.COORDINATOR)
+ALL_ROLES: tuple[Role, ...] = (Role.ADMIN, Role.COORDINATOR, Role.CASEWORKER)
 TOKEN_LIFETIME = timedelta(hours=12)
 _hasher = PasswordHasher()
 # Verifying against this keeps the response time the same for unknown e-mails.
@@ -40,6 +45,11 @@ def generate_password() -> str:
 
 def actor_for(staff: Staff) -> Actor:
     return Actor(staff.id, staff.email, staff.role.value)
+
+
+def is_manager(staff: Staff) -> bool:
+    """Managers see every queue and the whole registry; caseworkers their own queues."""
+    return staff.role in MANAGERS
 
 
 async def create_staff(
@@ -120,3 +130,88 @@ async def set_password(staff: Staff, password: str, *, actor: Actor) -> None:
     staff.must_change_password = False
     await staff.save(update_fields=["password_hash", "must_change_password"])
     await audit.record(actor, "staff.password", "staff", staff.id)
+
+
+async def active_staff(staff_id: int) -> Staff | None:
+    """The account a page session names, unless it was deactivated since."""
+    return await Staff.get_or_none(id=staff_id, active=True)
+
+
+async def list_staff() -> list[Staff]:
+    return await Staff.all().order_by("-active", "email")
+
+
+async def set_queues(staff_id: int, queues: list[str], *, actor: Actor) -> Staff | None:
+    """Replace the queues an account works; unknown codes are dropped. None: no such account."""
+    member = await Staff.get_or_none(id=staff_id)
+    if member is None:
+        return None
+    member.queues = [q for q in queues if q in QUEUES]
+    await member.save(update_fields=["queues"])
+    await audit.record(actor, "staff.queues", "staff", member.id, queues=member.queues)
+    return member
+
+
+async def toggle_active(staff_id: int, *, actor: Actor) -> Staff | None:
+    """Deactivate an active account or reactivate an inactive one. None: no such account."""
+    member = await Staff.get_or_none(id=staff_id)
+    if member is None:
+        return None
+    if member.id == actor.id:
+        # An admin locking themselves out could leave the service without any admin.
+        raise Invalid("Vous ne pouvez pas désactiver votre propre compte.", code="own_account")
+    member.active = not member.active
+    await member.save(update_fields=["active"])
+    action = "staff.activate" if member.active else "staff.deactivate"
+    await audit.record(actor, action, "staff", member.id)
+    return member
+
+
+# --- the journal: what staff (and the system) did, for admins -------------------------
+# campaigns.core.audit only writes the trail; reading it is an admin's task, like the
+# accounts above, and needs nothing the core should know about (pages, filters).
+
+
+@dataclass(frozen=True)
+class JournalFilter:
+    action: str = ""
+    actor: str = ""  # part of the actor's label, any case
+    object_type: str = ""
+    object_id: str = ""
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class JournalPage:
+    events: list[AuditEvent]
+    total: int
+    actions: list[str]  # every action ever recorded, for the filter's choices
+    object_types: list[str]
+
+
+async def journal(criteria: JournalFilter, *, offset: int, limit: int) -> JournalPage:
+    """Audit events matching ``criteria``, newest first, one page of them."""
+    query = AuditEvent.all()
+    if criteria.action:
+        query = query.filter(action=criteria.action)
+    if criteria.actor:
+        query = query.filter(actor_label__icontains=criteria.actor)
+    if criteria.object_type:
+        query = query.filter(object_type=criteria.object_type)
+    if criteria.object_id:
+        query = query.filter(object_id=criteria.object_id)
+    if criteria.since is not None:
+        query = query.filter(at__gte=criteria.since)
+    if criteria.until is not None:
+        query = query.filter(at__lt=criteria.until)
+    total = await query.count()
+    events = await query.order_by("-at", "-id").offset(offset).limit(limit)
+    # tortoise types flat value lists as tuples: these are the plain strings.
+    actions: list[str] = await (  # type: ignore[assignment]
+        AuditEvent.all().distinct().order_by("action").values_list("action", flat=True)
+    )
+    types: list[str] = await (  # type: ignore[assignment]
+        AuditEvent.all().distinct().order_by("object_type").values_list("object_type", flat=True)
+    )
+    return JournalPage(events, total, actions, types)

@@ -9,6 +9,7 @@ import pytest
 from campaigns.core.errors import Invalid
 from campaigns.models import AuditEvent, Membership, OptOut, Person
 from campaigns.registry import audiences
+from campaigns.registry import queries as registry_queries
 
 TODAY = date(2025, 6, 15)
 NOW = datetime(2025, 6, 15, 12, tzinfo=UTC)
@@ -111,6 +112,15 @@ async def test_members_are_paged_alphabetically(population) -> None:
     assert [p["external_ref"] for p in last["items"]] == ["E", "F"]
     with pytest.raises(Invalid):
         await audiences.members({}, page=0)
+
+
+async def test_the_builder_offers_segments_and_districts_in_use(population) -> None:
+    person = await Person.get(id=population["C"])
+    await Membership.create(person=person, segment="plan_canicule", source="test")
+    await Person.filter(id=population["D"]).update(district="")
+    # The standard segments in their own order (used or not), then the custom ones.
+    assert await registry_queries.segment_codes() == [DOM, AIDES, ANIM, FRAGILE, "plan_canicule"]
+    assert await registry_queries.districts() == ["Centre-ville", "Nord", "Sud-Est"]
 
 
 async def test_audience_routes(client, tokens, population) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from campaigns import escalations as service
 from campaigns.core.runtime import Runtime
-from campaigns.escalations import lifecycle as service
+from campaigns.escalations.queries import QueueCounts, queue_counts
 from campaigns.models import (
     AuditEvent,
     Campaign,
@@ -351,3 +352,33 @@ async def test_access_window_is_counted_from_the_resolution(fixed: Runtime, toke
         (NOW + window + timedelta(seconds=1), False),
     ]:
         assert await people.can_view_person(worker, person.id, now=now) is allowed, now
+
+
+async def test_queue_counts_tell_active_waiting_overdue_and_mine(
+    client: TestClient, tokens: Tokens, fixed: Runtime
+) -> None:
+    worker = await Staff.get(email="caseworker@ccas.test")
+    _, late = await escalated(fixed, "urgence")
+    await Escalation.filter(id=late.id).update(due_at=NOW - timedelta(minutes=1))
+    _, claimed = await escalated(fixed, "rappel")
+    await Escalation.filter(id=claimed.id).update(
+        status="claimed", assignee_id=worker.id, due_at=NOW + timedelta(hours=1)
+    )
+    _, snoozed = await escalated(fixed, "rappel")
+    # Past its due time, but a snoozed situation waits for its date: it is not late.
+    await Escalation.filter(id=snoozed.id).update(status="snoozed", due_at=NOW - timedelta(hours=2))
+    _, resolved = await escalated(fixed, "rappel")
+    await Escalation.filter(id=resolved.id).update(status="resolved", open_key=None)
+
+    paris = timezone(timedelta(hours=1))
+    counts = await queue_counts(
+        ["urgence", "rappel", "triage"], now=NOW.astimezone(paris), staff_id=worker.id
+    )
+    assert counts == {
+        "urgence": QueueCounts(active=1, waiting=1, overdue=1, mine=0),
+        "rappel": QueueCounts(active=2, waiting=1, overdue=0, mine=1),
+        "triage": QueueCounts(),
+    }
+    listed = await client.get("/api/v1/queues", headers=tokens.headers("coordinator"))
+    opened = {q["code"]: q["open"] for q in (await listed.json())["queues"]}
+    assert opened == {"urgence": 1, "rappel": 2, "triage": 0}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from campaigns.core.runtime import Runtime
 from campaigns.core.settings import Settings
-from campaigns.escalations import lifecycle as service
+from campaigns.escalations import operations as service
 from campaigns.models import Escalation, EscalationStatus, Role, Staff
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)

@@ -21,8 +21,10 @@ from campaigns.core.audit import Actor
 from campaigns.messages import template_store as store
 from campaigns.models import Escalation, Person, Role
 from campaigns.registry import audiences
+from campaigns.web import routes
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import imports as import_pages
+from campaigns.web.pages.base import NAV
 
 ADMIN, COORD, CASE = Role.ADMIN.value, Role.COORDINATOR.value, Role.CASEWORKER.value
 ALL = frozenset({ADMIN, COORD, CASE})
@@ -336,3 +338,16 @@ async def test_every_route_against_every_role(client, tokens) -> None:
             await visitor.session.close()
     assert not problems, "\n".join(problems)
     assert len(registered) >= 80  # pages and API alike were walked
+
+
+def test_api_and_pages_guard_with_one_role_table() -> None:
+    # The same group object everywhere: a role added to a group reaches API and pages alike.
+    groups = (staff_service.ADMINS, staff_service.MANAGERS, staff_service.ALL_ROLES)
+    guarded = [spec.roles for router in routes.api_routers() for spec in router.routes]
+    guarded += [route.roles for router in routes.page_routers() for route in router.routes]
+    guarded += [item.roles for item in NAV]
+    strays = [
+        roles for roles in guarded if roles is not None and not any(roles is g for g in groups)
+    ]
+    assert not strays
+    assert {frozenset(r.value for r in g) for g in groups} == {ADMINS, MANAGERS, ALL}

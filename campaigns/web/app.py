@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
@@ -10,13 +9,12 @@ from tortoise import Tortoise
 
 from campaigns.core.runtime import Runtime
 from campaigns.web import routes
-from campaigns.web.auth import auth_middleware
 from campaigns.web.errors import error_middleware
 from campaigns.web.http import json_response
 from campaigns.web.keys import RUNTIME
+from campaigns.web.middleware import auth_middleware
 from campaigns.web.openapi import build_openapi
 
-log = logging.getLogger(__name__)
 MAX_UPLOAD = 50 * 1024 * 1024
 
 

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from campaigns.core.errors import DomainError
-from campaigns.web.http import Handler
+from campaigns.web.keys import Handler
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ def _wants_json(request: web.Request) -> bool:
 
 
 def error_response(request: web.Request, status: int, code: str, detail: str) -> web.Response:
+    """The one error answer: `{"error": CODE, "detail": TEXT}` for machines, a page for people."""
     if _wants_json(request):
         return web.json_response({"error": code, "detail": detail}, status=status)
     return web.Response(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
@@ -13,11 +13,10 @@ from pydantic import BaseModel, ValidationError
 
 from campaigns.core.errors import Forbidden, Invalid, Unauthorised
 from campaigns.models import Role, Staff
+from campaigns.staff import ALL_ROLES
+from campaigns.web.keys import STAFF, Handler
 
 T = TypeVar("T", bound=BaseModel)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ALL_ROLES = (Role.ADMIN, Role.COORDINATOR, Role.CASEWORKER)
-MANAGERS = (Role.ADMIN, Role.COORDINATOR)
 
 
 @dataclass
@@ -77,9 +76,7 @@ class ApiRouter:
 
 
 def current_staff(request: web.Request) -> Staff:
-    from campaigns.web.auth import STAFF
-
-    staff = request.get(STAFF)
+    staff: Staff | None = request.get(STAFF)
     if staff is None:
         raise Unauthorised("Authentification requise")
     return staff

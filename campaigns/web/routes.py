@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from campaigns.core.runtime import Runtime
 from campaigns.web import auth, security, unsubscribe
@@ -12,7 +13,7 @@ from campaigns.web.api import escalations as api_escalations
 from campaigns.web.api import imports as api_imports
 from campaigns.web.api import people as api_people
 from campaigns.web.api import templates as api_templates
-from campaigns.web.http import ApiRouter, Handler
+from campaigns.web.http import ApiRouter
 from campaigns.web.pages import (
     admin_pages,
     audiences,
@@ -58,7 +59,7 @@ def page_routers() -> list[PageRouter]:
     ]
 
 
-def extra_middlewares(runtime: Runtime) -> list[Handler]:
+def extra_middlewares(runtime: Runtime) -> list[Middleware]:
     return security.session_middlewares(runtime.settings)
 
 

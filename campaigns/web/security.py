@@ -1,28 +1,27 @@
-"""Staff sessions in encrypted cookies, CSRF tokens, login throttling and security headers."""
+"""Staff sessions in encrypted cookies, CSRF tokens and security headers; installs the throttle."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import secrets
-import time
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp_session import get_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from campaigns.core.settings import Settings
-from campaigns.web.auth import SESSION_LOADER, SESSION_STAFF_KEY
-from campaigns.web.http import Handler
+from campaigns.web.keys import LOGIN_THROTTLE, SESSION_LOADER, SESSION_STAFF_KEY, Handler
+from campaigns.web.throttle import LoginThrottle
 
-log = logging.getLogger(__name__)
 CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 SESSION_MAX_AGE = 8 * 3600
+SESSION_COOKIE = "campaigns_session"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
@@ -35,7 +34,7 @@ def session_key(settings: Settings) -> bytes:
     return hashlib.sha256(f"session:{settings.signing_key}".encode()).digest()
 
 
-def session_middlewares(settings: Settings) -> list[Handler]:
+def session_middlewares(settings: Settings) -> list[Middleware]:
     storage = EncryptedCookieStorage(
         session_key(settings),
         cookie_name=SESSION_COOKIE,
@@ -69,9 +68,6 @@ async def csrf_token(request: web.Request) -> str:
         token = secrets.token_urlsafe(32)
         session[CSRF_KEY] = token
     return str(token)
-
-
-SESSION_COOKIE = "campaigns_session"
 
 
 def _exempt(request: web.Request) -> bool:
@@ -128,37 +124,3 @@ def _secure(response: web.StreamResponse) -> None:
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-
-
-class LoginThrottle:
-    """At most `limit` failed logins per (address, e-mail) within `window` seconds."""
-
-    def __init__(self, limit: int = 5, window: float = 900) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, list[float]] = {}
-
-    def _key(self, remote: str | None, email: str) -> str:
-        return f"{remote}|{email.strip().lower()}"
-
-    def blocked(self, remote: str | None, email: str) -> bool:
-        now = time.monotonic()
-        recent = [
-            t for t in self._failures.get(self._key(remote, email), []) if now - t < self.window
-        ]
-        return len(recent) >= self.limit
-
-    def failed(self, remote: str | None, email: str) -> None:
-        key = self._key(remote, email)
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(key, []) if now - t < self.window]
-        recent.append(now)
-        self._failures[key] = recent
-        if len(self._failures) > 10_000:
-            self._failures.pop(next(iter(self._failures)))
-
-    def succeeded(self, remote: str | None, email: str) -> None:
-        self._failures.pop(self._key(remote, email), None)
-
-
-LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle", LoginThrottle)

@@ -9,10 +9,9 @@ from pydantic import BaseModel, Field
 
 from campaigns.registry import audiences
 from campaigns.registry.audiences import AudienceFilter
-from campaigns.staff import actor_for
+from campaigns.staff import MANAGERS, actor_for
 from campaigns.web.api.people import PeoplePage, query_int
 from campaigns.web.http import (
-    MANAGERS,
     ApiRouter,
     current_staff,
     int_param,

@@ -14,9 +14,8 @@ from campaigns.campaign import reports as campaign_reports
 from campaigns.campaign.progress import campaign_state
 from campaigns.core import audit
 from campaigns.core.errors import Invalid
-from campaigns.staff import actor_for
+from campaigns.staff import MANAGERS, actor_for
 from campaigns.web.http import (
-    MANAGERS,
     ApiRouter,
     current_staff,
     int_param,

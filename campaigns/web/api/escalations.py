@@ -8,13 +8,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from campaigns import escalations as service
 from campaigns.core.errors import Invalid, NotFound
 from campaigns.core.runtime import Runtime
-from campaigns.escalations import lifecycle as service
-from campaigns.models import Escalation, EscalationNote, Reply, Role
+from campaigns.escalations import queries as escalation_queries
+from campaigns.models import Escalation, EscalationNote, Reply
 from campaigns.rules.queues import OUTCOMES, QUEUE_LABELS, priority_label, rules_for
+from campaigns.staff import ALL_ROLES, is_manager
 from campaigns.web.http import (
-    ALL_ROLES,
     ApiRouter,
     current_staff,
     int_param,
@@ -155,7 +156,7 @@ def _summary(escalation: Escalation, now: datetime) -> dict[str, Any]:
 
 
 async def _one(escalation: Escalation, now: datetime) -> web.Response:
-    await escalation.fetch_related("assignee")
+    await escalation_queries.load_assignee(escalation)
     return json_response(EscalationOut(**_summary(escalation, now)).model_dump(mode="json"))
 
 
@@ -190,27 +191,20 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 )
 async def list_queues(request: web.Request) -> web.Response:
     staff = current_staff(request)
-    rules = rules_for(_runtime(request).settings)
-    visible = [
-        code
-        for code in QUEUE_LABELS
-        if staff.role in (Role.ADMIN, Role.COORDINATOR) or staff.works(code)
+    runtime = _runtime(request)
+    rules = rules_for(runtime.settings)
+    visible = [code for code in QUEUE_LABELS if is_manager(staff) or staff.works(code)]
+    counts = await escalation_queries.queue_counts(visible, now=runtime.clock())
+    queues = [
+        {
+            "code": code,
+            "label": rules[code].label,
+            "due": rules[code].describe,
+            "priority": rules[code].priority,
+            "open": counts[code].active,
+        }
+        for code in visible
     ]
-    queues = []
-    for code in visible:
-        rule = rules[code]
-        count = await Escalation.filter(
-            queue=code, status__in=list(service.ACTIVE_STATUSES)
-        ).count()
-        queues.append(
-            {
-                "code": code,
-                "label": rule.label,
-                "due": rule.describe,
-                "priority": rule.priority,
-                "open": count,
-            }
-        )
     return json_response({"queues": queues, "outcomes": OUTCOMES})
 
 

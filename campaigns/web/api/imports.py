@@ -7,8 +7,8 @@ from pydantic import BaseModel
 
 from campaigns.core.errors import Invalid
 from campaigns.registry.importer import import_register, parse_mapping
-from campaigns.staff import actor_for
-from campaigns.web.http import MANAGERS, ApiRouter, current_staff, json_response
+from campaigns.staff import MANAGERS, actor_for
+from campaigns.web.http import ApiRouter, current_staff, json_response
 
 router = ApiRouter("imports")
 MAX_FILE = 40 * 1024 * 1024

@@ -10,10 +10,8 @@ from pydantic import BaseModel
 from campaigns.core.errors import Forbidden, Invalid
 from campaigns.registry import people
 from campaigns.registry.people import PersonPatch
-from campaigns.staff import actor_for
+from campaigns.staff import ALL_ROLES, MANAGERS, actor_for
 from campaigns.web.http import (
-    ALL_ROLES,
-    MANAGERS,
     ApiRouter,
     current_staff,
     int_param,

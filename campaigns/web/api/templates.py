@@ -7,13 +7,10 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from campaigns.core import audit
-from campaigns.core.errors import NotFound
 from campaigns.messages import template_store as store
-from campaigns.models import Person
-from campaigns.staff import actor_for
+from campaigns.registry import queries as registry_queries
+from campaigns.staff import MANAGERS, actor_for
 from campaigns.web.http import (
-    MANAGERS,
     ApiRouter,
     current_staff,
     int_param,
@@ -154,11 +151,8 @@ async def preview(request: web.Request) -> web.Response:
     settings = request.app[RUNTIME].settings
     person_vars = None
     if body.person_id is not None:
-        person = await Person.get_or_none(id=body.person_id)
-        if person is None:
-            raise NotFound(f"Personne {body.person_id} introuvable")
-        staff = current_staff(request)
-        await audit.record(actor_for(staff), "person.view", "person", person.id, via="preview")
+        actor = actor_for(current_staff(request))
+        person = await registry_queries.view_person(body.person_id, actor=actor, via="preview")
         person_vars = store.person_vars(person.civility, person.first_name, person.last_name)
     result = store.preview(body.channel, _content(body), settings, person=person_vars)
     return json_response(result)

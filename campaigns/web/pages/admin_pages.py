@@ -9,13 +9,14 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from campaigns import staff as staff_service
-from campaigns.core import audit
 from campaigns.core.errors import DomainError
-from campaigns.models import AuditEvent, Role, Staff
+from campaigns.dispatch.queries import OUTBOX_LIMIT, console_outbox
+from campaigns.models import Role
 from campaigns.rules.queues import QUEUE_LABELS
+from campaigns.staff import ADMINS, MANAGERS
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import ADMINS, MANAGERS, PageRouter
+from campaigns.web.pages.base import PageRouter
 
 router = PageRouter()
 JOURNAL_PAGE = 50
@@ -46,37 +47,27 @@ async def journal(request: web.Request) -> dict[str, Any]:
         "from": q.get("du", "").strip(),
         "to": q.get("au", "").strip(),
     }
-    query = AuditEvent.all()
-    if filters["action"]:
-        query = query.filter(action=filters["action"])
-    if filters["actor"]:
-        query = query.filter(actor_label__icontains=filters["actor"])
-    if filters["object_type"]:
-        query = query.filter(object_type=filters["object_type"])
-    if filters["object_id"]:
-        query = query.filter(object_id=filters["object_id"])
     tz = request.app[RUNTIME].settings.tz
     start, end = _day(filters["from"]), _day(filters["to"])
-    if start:
-        query = query.filter(at__gte=datetime.combine(start, time(), tzinfo=tz))
-    if end:
-        query = query.filter(at__lt=datetime.combine(end + timedelta(days=1), time(), tzinfo=tz))
-    page = h.query_page(request)
-    total = await query.count()
-    events = (
-        await query.order_by("-at", "-id").offset((page - 1) * JOURNAL_PAGE).limit(JOURNAL_PAGE)
+    criteria = staff_service.JournalFilter(
+        action=filters["action"],
+        actor=filters["actor"],
+        object_type=filters["object_type"],
+        object_id=filters["object_id"],
+        since=datetime.combine(start, time(), tzinfo=tz) if start else None,
+        until=datetime.combine(end + timedelta(days=1), time(), tzinfo=tz) if end else None,
     )
-    actions = await AuditEvent.all().distinct().order_by("action").values_list("action", flat=True)
-    types = await (
-        AuditEvent.all().distinct().order_by("object_type").values_list("object_type", flat=True)
+    page = h.query_page(request)
+    found = await staff_service.journal(
+        criteria, offset=(page - 1) * JOURNAL_PAGE, limit=JOURNAL_PAGE
     )
     return {
-        "events": events,
+        "events": found.events,
         "filters": filters,
-        "actions": actions,
-        "object_types": types,
-        "total": total,
-        "pager": h.pager(request, page, JOURNAL_PAGE, total),
+        "actions": found.actions,
+        "object_types": found.object_types,
+        "total": found.total,
+        "pager": h.pager(request, page, JOURNAL_PAGE, found.total),
     }
 
 
@@ -86,7 +77,7 @@ async def _team_context(
     session = await get_session(request)
     new_password = session.pop(NEW_PASSWORD_KEY, None)
     return {
-        "members": await Staff.all().order_by("-active", "email"),
+        "members": await staff_service.list_staff(),
         "roles": ROLE_LABELS,
         "queue_labels": QUEUE_LABELS,
         "new_password": new_password,
@@ -132,31 +123,24 @@ def _member_id(request: web.Request) -> int:
 
 @router.page("POST", "/equipe/{id}/files", ADMINS)
 async def team_queues(request: web.Request) -> web.StreamResponse:
-    member = await Staff.get_or_none(id=_member_id(request))
+    member_id = _member_id(request)
+    form = await h.form_data(request)
+    member = await staff_service.set_queues(member_id, _queues(form), actor=h.actor(request))
     if member is None:
         raise web.HTTPNotFound()
-    form = await h.form_data(request)
-    queues = [q for q in _queues(form) if q in QUEUE_LABELS]
-    member.queues = queues
-    await member.save(update_fields=["queues"])
-    await audit.record(h.actor(request), "staff.queues", "staff", member.id, queues=queues)
     await h.flash(request, f"Files de {member.email} mises à jour.")
     raise web.HTTPSeeOther("/equipe")
 
 
 @router.page("POST", "/equipe/{id}/activation", ADMINS)
 async def team_activation(request: web.Request) -> web.StreamResponse:
-    member = await Staff.get_or_none(id=_member_id(request))
+    try:
+        member = await staff_service.toggle_active(_member_id(request), actor=h.actor(request))
+    except DomainError as exc:
+        await h.flash(request, exc.detail, "error")
+        raise web.HTTPSeeOther("/equipe") from None
     if member is None:
         raise web.HTTPNotFound()
-    me = h.staff_of(request)
-    if member.id == me.id:
-        await h.flash(request, "Vous ne pouvez pas désactiver votre propre compte.", "error")
-        raise web.HTTPSeeOther("/equipe")
-    member.active = not member.active
-    await member.save(update_fields=["active"])
-    action = "staff.activate" if member.active else "staff.deactivate"
-    await audit.record(h.actor(request), action, "staff", member.id)
     state = "réactivé" if member.active else "désactivé"
     await h.flash(request, f"Compte {member.email} {state}.")
     raise web.HTTPSeeOther("/equipe")
@@ -164,9 +148,10 @@ async def team_activation(request: web.Request) -> web.StreamResponse:
 
 @router.page("GET", "/envoyes", MANAGERS, "outbox.html")
 async def outbox(request: web.Request) -> dict[str, Any]:
-    from providers.console import read_outbox
-
     settings = request.app[RUNTIME].settings
-    console = settings.sms_provider == "console"
-    records = read_outbox(settings.outbox_dir, limit=200) if console else []
-    return {"console": console, "records": records, "outbox_dir": str(settings.outbox_dir)}
+    records = await console_outbox(settings, limit=OUTBOX_LIMIT)
+    return {
+        "console": records is not None,
+        "records": records or [],
+        "outbox_dir": str(settings.outbox_dir),
+    }

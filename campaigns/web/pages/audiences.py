@@ -7,11 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from campaigns.core.errors import DomainError
-from campaigns.models import Membership, Person
-from campaigns.models.registry import SEGMENTS
 from campaigns.registry import audiences
+from campaigns.registry import queries as registry_queries
+from campaigns.staff import MANAGERS
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import MANAGERS, PageRouter
+from campaigns.web.pages.base import PageRouter
 
 router = PageRouter()
 LIST_KEYS = ("segments_any", "segments_all", "segments_none", "districts")
@@ -69,11 +69,7 @@ def describe_filter(criteria: dict[str, Any]) -> list[str]:
 async def _builder_context(
     form: dict[str, Any] | None = None, error: str | None = None
 ) -> dict[str, Any]:
-    custom = await Membership.all().distinct().values_list("segment", flat=True)
-    codes = list(SEGMENTS) + sorted(set(custom) - set(SEGMENTS))
-    districts = await (
-        Person.filter(district__not_isnull=True).distinct().order_by("district")
-    ).values_list("district", flat=True)
+    codes = await registry_queries.segment_codes()
     saved = []
     for audience in await audiences.list_audiences():
         saved.append(
@@ -86,7 +82,7 @@ async def _builder_context(
     form = form or {}
     return {
         "segments": [{"code": c, "label": h.SEGMENT_LABELS.get(c, c)} for c in codes],
-        "districts": [d for d in districts if d],
+        "districts": await registry_queries.districts(),
         "saved": saved,
         "form": {
             "name": h.text(form, "name"),

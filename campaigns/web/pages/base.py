@@ -16,15 +16,13 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from campaigns.models import Role, Staff
-from campaigns.web.auth import STAFF
+from campaigns.staff import ADMINS, ALL_ROLES, MANAGERS
+from campaigns.web.keys import STAFF
 from campaigns.web.security import CSRF_FIELD, csrf_token
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates" / "web"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse | dict[str, Any]]]
-ALL = (Role.ADMIN, Role.COORDINATOR, Role.CASEWORKER)
-MANAGERS = (Role.ADMIN, Role.COORDINATOR)
-ADMINS = (Role.ADMIN,)
 FLASH_KEY = "flash"
 
 
@@ -36,13 +34,13 @@ class NavItem:
 
 
 NAV: list[NavItem] = [
-    NavItem("/", "Tableau de bord", ALL),
+    NavItem("/", "Tableau de bord", ALL_ROLES),
     NavItem("/personnes", "Personnes", MANAGERS),
     NavItem("/imports", "Imports", MANAGERS),
     NavItem("/publics", "Publics", MANAGERS),
     NavItem("/modeles", "Modèles", MANAGERS),
     NavItem("/campagnes", "Campagnes", MANAGERS),
-    NavItem("/files", "Files d'attente", ALL),
+    NavItem("/files", "Files d'attente", ALL_ROLES),
     NavItem("/journal", "Journal", ADMINS),
     NavItem("/equipe", "Équipe", ADMINS),
     NavItem("/envoyes", "Envoyés", MANAGERS),
@@ -171,7 +169,7 @@ def guard(
 
 
 def current_page_staff(request: web.Request) -> Staff:
-    staff = request.get(STAFF)
+    staff: Staff | None = request.get(STAFF)
     if staff is None:
         raise web.HTTPFound("/connexion")
     return staff

@@ -9,23 +9,19 @@ from aiohttp import web
 
 from campaigns.campaign import launch as launching
 from campaigns.campaign import lifecycle as service
+from campaigns.campaign import queries as campaign_queries
 from campaigns.campaign import reports as campaign_reports
 from campaigns.campaign.progress import campaign_state, progress_percent
 from campaigns.core.errors import DomainError
 from campaigns.messages import template_store as store
-from campaigns.models import Message, MessageStatus, TemplateVersion
 from campaigns.registry import audiences
+from campaigns.staff import MANAGERS
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import MANAGERS, PageRouter
+from campaigns.web.pages.base import PageRouter
 from campaigns.web.pages.funnel import FUNNEL_STEPS, funnel_svg
 
 router = PageRouter()
-M = MessageStatus
-# Messages whose fate is decided (sent and settled, or never to be sent).
-FAILURES = (M.FAILED, M.REJECTED, M.EXPIRED, M.UNCONFIRMED)
-PENDING = (M.QUEUED, M.SENDING)
-FINAL_CAMPAIGN = ("completed", "cancelled")
 
 
 def _campaign_id(request: web.Request) -> int:
@@ -124,7 +120,7 @@ async def campaign_launch_confirm(request: web.Request) -> web.StreamResponse | 
     except DomainError as exc:
         await h.flash(request, exc.detail, "error")
         raise web.HTTPSeeOther(f"/campagnes/{campaign_id}") from None
-    version = await TemplateVersion.get(id=campaign.template_version_id)  # type: ignore[attr-defined]
+    version = await campaign_queries.template_version_of(campaign)
     return {
         "campaign": campaign_reports.describe_campaign(campaign),
         "plan": plan,
@@ -157,11 +153,7 @@ async def campaign_page(request: web.Request) -> dict[str, Any]:
     campaign_id = _campaign_id(request)
     settings = request.app[RUNTIME].settings
     state = await campaign_state(campaign_id, settings)
-    failures = (
-        await Message.filter(campaign_id=campaign_id, status__in=list(FAILURES))
-        .order_by("-id")
-        .limit(100)
-    )
+    failures = await campaign_queries.recent_failures(campaign_id, limit=100)
     reasons: dict[str, int] = {}
     for message in failures:
         key = message.error or h.MESSAGE_STATUS_LABELS[message.status.value]

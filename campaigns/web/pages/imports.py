@@ -14,11 +14,12 @@ from typing import Any
 from aiohttp import web
 
 from campaigns.core.errors import DomainError
-from campaigns.models import AuditEvent
 from campaigns.models.registry import SEGMENTS
+from campaigns.registry import queries as registry_queries
 from campaigns.registry.importer import check_segment, import_register
+from campaigns.staff import MANAGERS
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import MANAGERS, PageRouter
+from campaigns.web.pages.base import PageRouter
 
 log = logging.getLogger(__name__)
 router = PageRouter()
@@ -92,12 +93,11 @@ async def _run(job: ImportJob, data: bytes, actor: Any) -> None:
 
 
 async def _form_context(error: str | None = None, segment: str = "") -> dict[str, Any]:
-    recent = await AuditEvent.filter(action="register.import").order_by("-at", "-id").limit(10)
     return {
         "error": error,
         "segment": segment,
         "segments": [{"code": c, "label": h.SEGMENT_LABELS[c]} for c in SEGMENTS],
-        "recent": recent,
+        "recent": await registry_queries.recent_imports(10),
         "segment_labels": h.SEGMENT_LABELS,
         "jobs": [j for j in reversed(_JOBS.values())][:10],
     }

@@ -10,9 +10,10 @@ from aiohttp import web
 from campaigns.core.errors import DomainError
 from campaigns.messages import template_store as store
 from campaigns.registry import people
+from campaigns.staff import MANAGERS
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import MANAGERS, PageRouter
+from campaigns.web.pages.base import PageRouter
 
 router = PageRouter()
 PREVIEW_PEOPLE = 200

@@ -10,20 +10,13 @@ from pydantic import ValidationError
 
 from campaigns.core import audit
 from campaigns.core.errors import DomainError
-from campaigns.models import (
-    AuditEvent,
-    Campaign,
-    Escalation,
-    Membership,
-    Message,
-    Reply,
-)
-from campaigns.models.registry import SEGMENTS
 from campaigns.registry import people
+from campaigns.registry import queries as registry_queries
 from campaigns.registry.people import PersonPatch
 from campaigns.rules.queues import OUTCOMES, QUEUE_LABELS
+from campaigns.staff import MANAGERS
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import MANAGERS, PageRouter
+from campaigns.web.pages.base import PageRouter
 
 router = PageRouter()
 PAGE_SIZE = 50
@@ -50,8 +43,7 @@ def _person_id(request: web.Request) -> int:
 
 
 async def _segment_choices() -> list[dict[str, str]]:
-    custom = await Membership.all().distinct().values_list("segment", flat=True)
-    codes = list(SEGMENTS) + sorted(set(custom) - set(SEGMENTS))
+    codes = await registry_queries.segment_codes()
     return [{"code": code, "label": h.SEGMENT_LABELS.get(code, code)} for code in codes]
 
 
@@ -83,30 +75,15 @@ async def person_page(request: web.Request) -> dict[str, Any]:
     person_id = _person_id(request)
     # people.view writes the audit event for this access, as the API does.
     person = await people.view(person_id, actor=h.actor(request))
-    messages = await Message.filter(person_id=person_id).order_by("-id").limit(100)
-    campaign_names = dict(
-        await Campaign.filter(id__in={m.campaign_id for m in messages}).values_list("id", "name")
-    )
-    replies = await Reply.filter(person_id=person_id).order_by("-received_at").limit(100)
-    escalations = await Escalation.filter(person_id=person_id).order_by("-id").limit(50)
-    events = (
-        await AuditEvent.filter(object_type="person", object_id=str(person_id))
-        .order_by("-at", "-id")
-        .limit(50)
-    )
     return {
+        **await registry_queries.person_file(person_id),
         "person": person,
         "segment_labels": h.SEGMENT_LABELS,
-        "messages": messages,
-        "campaign_names": campaign_names,
         "message_labels": h.MESSAGE_STATUS_LABELS,
         "skip_labels": h.SKIP_REASON_LABELS,
-        "replies": replies,
         "reply_labels": h.REPLY_LABELS,
-        "escalations": escalations,
         "queue_labels": QUEUE_LABELS,
         "outcomes": OUTCOMES,
-        "events": events,
     }
 
 

@@ -7,13 +7,16 @@ from typing import Any
 
 from aiohttp import web
 
-from campaigns.core.errors import DomainError, Forbidden
-from campaigns.escalations import lifecycle as service
-from campaigns.models import Escalation, Person, Role
+from campaigns import escalations as service
+from campaigns.core.errors import DomainError, Forbidden, NotFound
+from campaigns.escalations import queries as escalation_queries
+from campaigns.models import Escalation, Staff
+from campaigns.registry import queries as registry_queries
 from campaigns.rules.queues import OUTCOMES, QUEUE_LABELS, priority_label, rules_for
+from campaigns.staff import ALL_ROLES, is_manager
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import ALL, PageRouter, render
+from campaigns.web.pages.base import PageRouter, render
 
 router = PageRouter()
 VIEWS = {"toutes": "all", "miennes": "me", "libres": "none"}
@@ -37,40 +40,35 @@ def due_text(due: datetime, now: datetime) -> str:
     return f"dans {span}" if minutes >= 0 else f"en retard de {span}"
 
 
-def _visible_queues(staff: Any) -> list[str]:
-    if staff.role in (Role.ADMIN, Role.COORDINATOR):
+def _visible_queues(staff: Staff) -> list[str]:
+    if is_manager(staff):
         return list(QUEUE_LABELS)
     return [q for q in QUEUE_LABELS if staff.works(q)]
 
 
-@router.page("GET", "/files", ALL, "queues.html")
+@router.page("GET", "/files", ALL_ROLES, "queues.html")
 async def queues_page(request: web.Request) -> dict[str, Any]:
     staff = h.staff_of(request)
     rules = rules_for(request.app[RUNTIME].settings)
     now = h.now(request)
-    queues = []
-    for code in _visible_queues(staff):
-        active = Escalation.filter(queue=code, status__in=list(service.ACTIVE_STATUSES))
-        queues.append(
-            {
-                "code": code,
-                "label": QUEUE_LABELS[code],
-                "due": rules[code].describe,
-                "open": await active.count(),
-                "overdue": await active.filter(
-                    status__in=["open", "claimed"], due_at__lt=now
-                ).count(),
-                "mine": await active.filter(assignee_id=staff.id).count(),
-            }
-        )
+    visible = _visible_queues(staff)
+    counts = await escalation_queries.queue_counts(visible, now=now, staff_id=staff.id)
+    queues = [
+        {
+            "code": code,
+            "label": QUEUE_LABELS[code],
+            "due": rules[code].describe,
+            "open": counts[code].active,
+            "overdue": counts[code].overdue,
+            "mine": counts[code].mine,
+        }
+        for code in visible
+    ]
     return {"queues": queues}
 
 
 async def _rows(escalations: list[Escalation], now: datetime) -> list[dict[str, Any]]:
-    people = {
-        p.id: p
-        for p in await Person.filter(id__in=[e.person_id for e in escalations if e.person_id])
-    }
+    people = await registry_queries.people_by_id(e.person_id for e in escalations if e.person_id)
     rows = []
     for e in escalations:
         person = people.get(e.person_id) if e.person_id else None
@@ -88,7 +86,7 @@ async def _rows(escalations: list[Escalation], now: datetime) -> list[dict[str, 
     return rows
 
 
-@router.page("GET", "/files/{queue}", ALL, "queue.html")
+@router.page("GET", "/files/{queue}", ALL_ROLES, "queue.html")
 async def queue_page(request: web.Request) -> web.StreamResponse | dict[str, Any]:
     staff = h.staff_of(request)
     queue = request.match_info["queue"]
@@ -118,7 +116,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse | dict[str, Any
     }
 
 
-@router.page("POST", "/files/{queue}/suivant", ALL)
+@router.page("POST", "/files/{queue}/suivant", ALL_ROLES)
 async def take_next(request: web.Request) -> web.StreamResponse:
     staff = h.staff_of(request)
     queue = request.match_info["queue"]
@@ -140,7 +138,7 @@ def _escalation_id(request: web.Request) -> int:
     return value
 
 
-@router.page("GET", "/situations/{id}", ALL, "escalation.html")
+@router.page("GET", "/situations/{id}", ALL_ROLES, "escalation.html")
 async def escalation_page(request: web.Request) -> web.StreamResponse | dict[str, Any]:
     staff = h.staff_of(request)
     runtime = request.app[RUNTIME]
@@ -168,7 +166,7 @@ async def escalation_page(request: web.Request) -> web.StreamResponse | dict[str
         "queue_labels": QUEUE_LABELS,
         "segment_labels": h.SEGMENT_LABELS,
         "is_mine": escalation.assignee_id == staff.id,
-        "staff_is_manager": staff.role in (Role.ADMIN, Role.COORDINATOR),
+        "staff_is_manager": is_manager(staff),
     }
 
 
@@ -177,11 +175,10 @@ async def _act(request: web.Request, action: str) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     escalation_id = _escalation_id(request)
     form = await h.form_data(request)
-    escalation = await Escalation.get_or_none(id=escalation_id)
-    if escalation is None:
-        raise web.HTTPNotFound()
     try:
-        service.require_queue(staff, escalation.queue)
+        await service.get_escalation(staff, escalation_id)
+    except NotFound:
+        raise web.HTTPNotFound() from None
     except Forbidden:
         return await forbidden(request)
     done = {
@@ -220,26 +217,26 @@ async def _act(request: web.Request, action: str) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/situations/{escalation_id}")
 
 
-@router.page("POST", "/situations/{id}/prendre", ALL)
+@router.page("POST", "/situations/{id}/prendre", ALL_ROLES)
 async def escalation_claim(request: web.Request) -> web.StreamResponse:
     return await _act(request, "claim")
 
 
-@router.page("POST", "/situations/{id}/note", ALL)
+@router.page("POST", "/situations/{id}/note", ALL_ROLES)
 async def escalation_note(request: web.Request) -> web.StreamResponse:
     return await _act(request, "note")
 
 
-@router.page("POST", "/situations/{id}/cloturer", ALL)
+@router.page("POST", "/situations/{id}/cloturer", ALL_ROLES)
 async def escalation_resolve(request: web.Request) -> web.StreamResponse:
     return await _act(request, "resolve")
 
 
-@router.page("POST", "/situations/{id}/reporter", ALL)
+@router.page("POST", "/situations/{id}/reporter", ALL_ROLES)
 async def escalation_snooze(request: web.Request) -> web.StreamResponse:
     return await _act(request, "snooze")
 
 
-@router.page("POST", "/situations/{id}/rouvrir", ALL)
+@router.page("POST", "/situations/{id}/rouvrir", ALL_ROLES)
 async def escalation_reopen(request: web.Request) -> web.StreamResponse:
     return await _act(request, "reopen")

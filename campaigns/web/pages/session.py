@@ -10,9 +10,10 @@ from aiohttp_session import get_session, new_session
 from campaigns import staff as staff_service
 from campaigns.core import audit
 from campaigns.core.errors import Invalid, Unauthorised
-from campaigns.web.auth import SESSION_STAFF_KEY, STAFF
-from campaigns.web.pages.base import ALL, PageRouter, current_page_staff, render
-from campaigns.web.security import LOGIN_THROTTLE, csrf_token
+from campaigns.staff import ALL_ROLES
+from campaigns.web.keys import LOGIN_THROTTLE, SESSION_STAFF_KEY, STAFF
+from campaigns.web.pages.base import PageRouter, current_page_staff, render
+from campaigns.web.security import csrf_token
 
 router = PageRouter()
 
@@ -69,7 +70,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(suite)
 
 
-@router.page("POST", "/deconnexion", ALL)
+@router.page("POST", "/deconnexion", ALL_ROLES)
 async def logout(request: web.Request) -> web.StreamResponse:
     session = await get_session(request)
     session.invalidate()
@@ -79,12 +80,12 @@ async def logout(request: web.Request) -> web.StreamResponse:
 PASSWORD_PATH = "/mot-de-passe"
 
 
-@router.page("GET", PASSWORD_PATH, ALL, "password.html")
+@router.page("GET", PASSWORD_PATH, ALL_ROLES, "password.html")
 async def password_form(request: web.Request) -> dict[str, Any]:
     return {"error": None}
 
 
-@router.page("POST", PASSWORD_PATH, ALL, "password.html")
+@router.page("POST", PASSWORD_PATH, ALL_ROLES, "password.html")
 async def change_password(request: web.Request) -> web.StreamResponse | dict[str, Any]:
     staff = current_page_staff(request)
     form = await request.post()

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from aiohttp import web
 
 from campaigns.replies.intake import enqueue_processing, receive_inbound
+from campaigns.web.errors import error_response
 from campaigns.web.http import ApiRouter
 from campaigns.web.keys import RUNTIME
-from campaigns.web.webhooks.requests import (
-    NONCE_STORE,
-    check_request,
-    error_response,
-    nonce_store,
-    read_params,
-)
+from campaigns.web.webhooks.requests import NONCE_STORE, check_request, nonce_store, read_params
 from providers.vonage.payloads import PayloadError, parse_inbound
 from providers.vonage.signatures import SignatureError
 
 router = ApiRouter("webhooks")
-log = logging.getLogger(__name__)
 
 INBOUND_PATH = "/webhooks/vonage/inbound"
 
@@ -37,7 +30,7 @@ async def inbound(request: web.Request) -> web.Response:
     try:
         sms = parse_inbound(params)
     except PayloadError as exc:
-        return error_response(400, exc.code, exc.detail)
+        return error_response(request, 400, exc.code, exc.detail)
     received = await receive_inbound(sms, now=runtime.clock())
     # The nonce is recorded once the reply is safely stored: a request that failed before
     # (a 5xx makes Vonage retry) must not see its retry refused as a replay. Storing twice
@@ -48,7 +41,9 @@ async def inbound(request: web.Request) -> web.Response:
         pending.append(enqueue_processing(runtime, received.reply_id))
     results = await asyncio.gather(*pending)
     if nonce and results[0]:
-        return error_response(401, "replayed_nonce", SignatureError("replayed_nonce").detail)
+        return error_response(
+            request, 401, "replayed_nonce", SignatureError("replayed_nonce").detail
+        )
     return web.Response(status=204)
 
 

@@ -1,4 +1,4 @@
-"""What both Vonage webhooks share: reading the parameters, error answers, the nonce store."""
+"""What both Vonage webhooks share: reading and checking the parameters, the nonce store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from multidict import MultiDictProxy
 
 from campaigns.core.nonce_store import MemoryNonceStore, NonceStore, RedisNonceStore
 from campaigns.core.runtime import Runtime
+from campaigns.web.errors import error_response
 from providers.vonage.payloads import (
     PayloadError,
     decode_json_body,
@@ -22,18 +23,12 @@ __all__ = [
     "NONCE_STORE",
     "Checked",
     "check_request",
-    "error_response",
     "nonce_store",
     "read_params",
 ]
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 NONCE_STORE = "nonce_store"  # key in Runtime.extras: a store set there wins (tests, benchmarks)
-
-
-def error_response(status: int, code: str, detail: str) -> web.Response:
-    """A 4xx answer Vonage's logs (and ours) can read: a stable code and a French reason."""
-    return web.json_response({"error": code, "detail": detail}, status=status)
 
 
 def nonce_store(runtime: Runtime) -> NonceStore:
@@ -78,7 +73,7 @@ async def check_request(request: web.Request, runtime: Runtime) -> Checked | web
     try:
         params = await read_params(request)
     except PayloadError as exc:
-        return error_response(400, exc.code, exc.detail)
+        return error_response(request, 400, exc.code, exc.detail)
     if is_empty_probe(params):
         return web.json_response({"status": "ok"})
     nonce = ""
@@ -91,6 +86,6 @@ async def check_request(request: web.Request, runtime: Runtime) -> Checked | web
                 now=runtime.clock(),
             )
         except SignatureError as exc:
-            return error_response(401, exc.code, exc.detail)
+            return error_response(request, 401, exc.code, exc.detail)
         nonce = params.get("nonce", "").strip()
     return Checked(params, nonce)
