@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 from campaigns.core.settings import SettingsError
 
 QUIET_LOGGERS = ("vonage", "vonage_http_client", "urllib3", "requests", "aiosmtplib", "asyncpg")
-COMMANDS = ["serve", "worker", "migrate", "import_register", "user", "demo", "classify"]
+COMMANDS = ["serve", "worker", "migrate", "import_register", "user", "demo", "classify", "reply"]
 
 
 # argparse's own error sentences, as a French user should read them.
