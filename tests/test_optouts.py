@@ -19,7 +19,7 @@ from campaigns.registry.optouts import (
     unsubscribe_token,
     unsubscribe_url,
 )
-from campaigns.replies.intake import confirmation_text, process_reply
+from campaigns.replies.routing import confirmation_text, process_reply
 from campaigns.rules.sms_encoding import analyse
 from campaigns.web import routes, unsubscribe
 from campaigns.web.app import create_app

@@ -22,7 +22,8 @@ from campaigns.models import (
     Template,
     TemplateVersion,
 )
-from campaigns.replies.intake import RetryLater, process_reply, receive_inbound
+from campaigns.replies.intake import RetryLater, receive_inbound
+from campaigns.replies.routing import process_reply
 from providers.base import Outcome, SendResult, SmsRequest
 from providers.vonage.payloads import parse_inbound
 from workers import reply_jobs

@@ -15,17 +15,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tortoise import connections
-from tortoise.expressions import Q
 from tortoise.models import Model
 
-from campaigns.core import audit
 from campaigns.core.audit import Actor
 from campaigns.core.db import placeholders
-from campaigns.models import InboundPart, Message, MessageStatus, OptOut, Person, Reply
-from campaigns.registry.optouts import lift_opt_out, normalise_address, opt_out
-from campaigns.rules.classification import Classification, classify, is_resubscribe
-from campaigns.rules.sms_encoding import analyse
-from providers.base import InboundSms, Outcome, SendResult, SmsRequest
+from campaigns.models import InboundPart, MessageStatus, OptOut, Reply
+from providers.base import InboundSms
 
 if TYPE_CHECKING:
     from campaigns.core.runtime import Runtime
@@ -36,12 +31,8 @@ __all__ = [
     "Received",
     "RetryLater",
     "assemble_parts",
-    "confirmation_text",
     "enqueue_processing",
     "finalise_incomplete",
-    "match_reply",
-    "process_reply",
-    "queue_for",
     "receive_inbound",
 ]
 
@@ -310,161 +301,3 @@ async def _owed_confirmations(now: datetime) -> list[int]:
         "reply_id", flat=True
     )
     return sorted(int(rid) for rid in owed)  # type: ignore[call-overload]
-
-
-# --- processing (the job) -----------------------------------------------------------------
-
-
-async def match_reply(reply: Reply) -> None:
-    """Set the people holding the sender's number and the campaign message it answers."""
-    people = (
-        await Person.filter(Q(mobile=reply.msisdn) | Q(landline=reply.msisdn))
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    message = (
-        await Message.filter(address=reply.msisdn, sent_at__isnull=False)
-        .exclude(status__in=_NOT_SENT)
-        .order_by("-sent_at", "-id")
-        .first()
-    )
-    candidates = [int(pid) for pid in people]  # type: ignore[call-overload]
-    if (
-        not candidates
-        and message is not None
-        and message.person_id is not None
-        and await Person.exists(id=message.person_id)
-    ):
-        # The number is no longer on file, but we did write to that person at this number.
-        candidates = [message.person_id]
-    reply.candidate_ids = candidates
-    reply.person_id = candidates[0] if len(candidates) == 1 else None
-    reply.message_id = message.id if message is not None else None
-    reply.campaign_id = message.campaign_id if message is not None else None
-
-
-def queue_for(reply: Reply, result: Classification, resubscribe: bool) -> str | None:
-    """Which escalation queue a classified reply goes to; None when nobody needs to act."""
-    if result.label == "distress":
-        return "urgence"
-    if result.label == "opt_out":
-        # An opt-out alone is handled, never queued; one that says something more
-        # ("STOP je me suis cassé la jambe") is read by someone, distress rule or not.
-        return None if result.opt_out_only else "triage"
-    if result.label == "other" and resubscribe:
-        return None  # "START" alone: the opt-out is lifted, nothing to call about
-    if not reply.candidate_ids:
-        return "triage"  # someone has to find out who wrote
-    return {"callback": "rappel", "other": "triage"}.get(result.label)
-
-
-async def process_reply(runtime: Runtime, reply_id: int) -> Reply | None:
-    """Match, classify and act on one stored reply; a second run does nothing twice.
-
-    The opt-out and the escalation are recorded first and the reply marked processed;
-    the opt-out confirmation SMS goes last, so a throttled provider (RetryLater) never
-    holds a reply out of its queue: the retried job only sends the confirmation.
-    """
-    reply = await Reply.get_or_none(id=reply_id)
-    if reply is None:
-        return None
-    if reply.processed_at is not None:
-        await _confirm_if_owed(runtime, reply)
-        return reply
-    await match_reply(reply)
-    result = classify(reply.text)
-    reply.label = result.label
-    reply.rule = result.rule[:64]
-    reply.opt_out_requested = result.opt_out_requested
-    await reply.save(
-        update_fields=[
-            "candidate_ids",
-            "person_id",
-            "message_id",
-            "campaign_id",
-            "label",
-            "rule",
-            "opt_out_requested",
-        ]
-    )
-    resubscribe = is_resubscribe(reply.text)
-    if resubscribe and not result.opt_out_requested:
-        await lift_opt_out(reply.msisdn, actor=REPLY_ACTOR, reason="start")
-    if result.label == "opt_out" or result.opt_out_requested:
-        await opt_out(reply.msisdn, "sms", source="reply", reply_id=reply.id, actor=REPLY_ACTOR)
-    queue = queue_for(reply, result, resubscribe)
-    if queue is not None and reply.escalation_id is None:
-        from campaigns.escalations.lifecycle import escalate
-
-        escalation = await escalate(reply=reply, queue=queue, label=result.label, runtime=runtime)
-        reply.escalation_id = escalation.id
-        await reply.save(update_fields=["escalation_id"])
-    reply.processed_at = runtime.clock()
-    await reply.save(update_fields=["processed_at"])
-    log.info("reply %s processed: %s (%s)", reply.id, result.label, queue or "no queue")
-    await _confirm_if_owed(runtime, reply)
-    return reply
-
-
-def confirmation_text(ccas_name: str) -> str:
-    return f"Vous ne recevrez plus de SMS du {ccas_name}. Pour vous réinscrire, répondez START."
-
-
-async def _owes_confirmation(reply: Reply) -> bool:
-    """True while this reply switched the address's opt-out on and nothing was sent yet."""
-    if not reply.opt_out_requested or reply.confirmation_sent_at is not None:
-        return False
-    # The reply that switched the opt-out on owes the confirmation (a second STOP from an
-    # address already opted out does not); START since then cancels it.
-    address = normalise_address(reply.msisdn)
-    return await OptOut.exists(address=address, active=True, reply_id=reply.id)
-
-
-async def _confirm_if_owed(runtime: Runtime, reply: Reply) -> None:
-    if await _owes_confirmation(reply):
-        await _confirm_opt_out(runtime, reply)
-
-
-async def _confirm_opt_out(runtime: Runtime, reply: Reply) -> None:
-    """Send the one confirmation SMS, claimed on the reply first so a re-run never resends."""
-    if reply.confirmation_sent_at is not None:
-        return
-    now = runtime.clock()
-    claimed = await Reply.filter(id=reply.id, confirmation_sent_at=None).update(
-        confirmation_sent_at=now
-    )
-    if not claimed:
-        return
-    reply.confirmation_sent_at = now
-    if runtime.sms is None:
-        log.warning("no SMS provider: opt-out confirmation for reply %s not sent", reply.id)
-        return
-    analysis = analyse(confirmation_text(runtime.settings.ccas_name))
-    request = SmsRequest(
-        message_id=f"optout-{reply.id}",
-        to=reply.msisdn,
-        # Answer from the number they wrote to: that is where START has to go.
-        sender=reply.to or runtime.settings.sms_sender,
-        text=analysis.text,
-        unicode=analysis.encoding == "UCS-2",
-        status_report=False,
-    )
-    try:
-        sent: SendResult | None = await runtime.sms.send_sms(request)
-    except Exception:
-        # It may have left: never resend blindly (same rule as campaign messages).
-        log.exception("opt-out confirmation for reply %s: provider error", reply.id)
-        sent = None
-    if sent is not None and sent.outcome is Outcome.RETRY:
-        # Nothing left: hand the claim back so the retried job sends it.
-        await Reply.filter(id=reply.id).update(confirmation_sent_at=None)
-        reply.confirmation_sent_at = None
-        raise RetryLater(sent.retry_after or 60)
-    await audit.record(
-        REPLY_ACTOR,
-        "optout.confirmation",
-        "reply",
-        reply.id,
-        outcome=sent.outcome.value if sent is not None else "error",
-        reason=sent.reason if sent is not None else None,
-    )

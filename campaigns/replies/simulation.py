@@ -15,7 +15,8 @@ import phonenumbers
 from campaigns.core.errors import Forbidden, Invalid
 from campaigns.core.runtime import Runtime
 from campaigns.models import Reply
-from campaigns.replies.intake import process_reply, receive_inbound
+from campaigns.replies.intake import receive_inbound
+from campaigns.replies.routing import process_reply
 from campaigns.rules.phones import parse_phone
 from providers.base import InboundSms
 
