@@ -19,7 +19,7 @@ from campaigns import staff as staff_service
 from campaigns.campaign import lifecycle as campaign_service
 from campaigns.core.audit import Actor
 from campaigns.messages import template_store as store
-from campaigns.models import Escalation, Person, Role
+from campaigns.models import Escalation, Person, Reply, Role
 from campaigns.registry import audiences
 from campaigns.web import routes
 from campaigns.web.keys import RUNTIME
@@ -99,6 +99,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/queues/{queue}/next"): Rule(ALL),
     ("POST", "/api/v1/escalations/{id}/claim"): Rule(ALL),
     ("POST", "/api/v1/escalations/{id}/notes"): Rule(ALL),
+    # The replies inbox is the coordinators'; whoever sees a reply may correct its label.
+    ("GET", "/api/v1/replies"): Rule(MANAGERS),
+    ("POST", "/api/v1/replies/read"): Rule(MANAGERS),
+    ("POST", "/api/v1/replies/{id}/label"): Rule(ALL),
     ("POST", "/api/v1/escalations/{id}/snooze"): Rule(ALL),
     ("POST", "/api/v1/escalations/{id}/resolve"): Rule(ALL),
     ("POST", "/api/v1/escalations/{id}/reopen"): Rule(ALL),
@@ -164,6 +168,8 @@ ID_KINDS = (
     ("/api/v1/campaigns/", "campaign"),
     ("/campagnes/", "campaign"),
     ("/api/v1/escalations/", "escalation"),
+    ("/api/v1/replies/", "reply"),
+    ("/reponses/", "reply"),
     ("/situations/", "escalation"),
     ("/equipe/", "victim_staff"),
 )
@@ -201,6 +207,15 @@ async def _rows(runtime) -> dict[str, str]:
         open_key=f"p{person.id}:urgence",
         due_at=datetime.now(UTC) + timedelta(hours=1),
     )
+    reply = await Reply.create(
+        provider_message_id="matrice-1",
+        msisdn=person.mobile,
+        text="merci",
+        received_at=datetime.now(UTC),
+        person_id=person.id,
+        label="thanks",
+        processed_at=datetime.now(UTC),
+    )
     victim_staff, _ = await staff_service.create_staff("victime@ccas.test", Role.CASEWORKER)
     job = import_pages.ImportJob(
         id="matrice", staff_id=0, filename="r.csv", segment="domicilies", dry_run=True
@@ -223,6 +238,7 @@ async def _rows(runtime) -> dict[str, str]:
         "template": str(template.id),
         "campaign": str(campaign.id),
         "escalation": str(escalation.id),
+        "reply": str(reply.id),
         "victim_staff": str(victim_staff.id),
         "job": job.id,
         "queue": "urgence",

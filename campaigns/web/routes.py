@@ -12,6 +12,7 @@ from campaigns.web.api import campaigns as api_campaigns
 from campaigns.web.api import escalations as api_escalations
 from campaigns.web.api import imports as api_imports
 from campaigns.web.api import people as api_people
+from campaigns.web.api import replies as api_replies
 from campaigns.web.api import templates as api_templates
 from campaigns.web.http import ApiRouter
 from campaigns.web.pages import (
@@ -39,6 +40,7 @@ def api_routers() -> list[ApiRouter]:
         api_templates.router,
         api_campaigns.router,
         api_escalations.router,
+        api_replies.router,
         webhooks_inbound.router,
         webhooks_status.router,
         unsubscribe.router,
