@@ -24,6 +24,7 @@ from campaigns.web.pages import (
     message_templates,
     people,
     queue_pages,
+    replies,
     session,
 )
 from campaigns.web.pages.base import PageRouter, setup_templates
@@ -58,6 +59,7 @@ def page_routers() -> list[PageRouter]:
         campaign_pages.router,
         queue_pages.router,
         admin_pages.router,
+        replies.router,
     ]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from functools import partial, wraps
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,12 @@ NAV: list[NavItem] = [
     NavItem("/publics", "Publics", MANAGERS),
     NavItem("/modeles", "Modèles", MANAGERS),
     NavItem("/campagnes", "Campagnes", MANAGERS),
+    NavItem("/reponses", "Réponses", MANAGERS),
     NavItem("/files", "Files d'attente", ALL_ROLES),
     NavItem("/journal", "Journal", ADMINS),
     NavItem("/equipe", "Équipe", ADMINS),
     NavItem("/envoyes", "Envoyés", MANAGERS),
+    NavItem("/admin/modele", "Classement", ADMINS),
 ]
 
 
@@ -55,27 +58,84 @@ def setup_templates(app: web.Application, tz: ZoneInfo) -> None:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["datetime_fr"] = partial(datetime_fr, tz=tz)
-    env.filters["date_fr"] = date_fr
+    env.filters["date_fr"] = partial(date_fr, tz=tz)
+    env.filters["nombre"] = number_fr
+    env.filters["euros"] = euros_fr
+    env.filters["pourcent"] = percent_fr
     app.router.add_static("/static/", STATIC_DIR, name="static")
 
 
-def datetime_fr(value: datetime | None, *, tz: ZoneInfo) -> str:
-    """Staff read times in the CCAS's own time zone, French style."""
-    if value is None:
-        return "—"
-    return value.astimezone(tz).strftime("%d/%m/%Y %H:%M")
+def _aware(value: datetime | str) -> datetime | None:
+    """A datetime (or its ISO text, as the domain's dicts carry it), UTC when naive."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def date_fr(value: date | str | None) -> str:
-    """A date (or its ISO text) as French staff write it: 30/01/1996."""
+def datetime_fr(value: datetime | str | None, *, tz: ZoneInfo) -> str:
+    """Staff read times in the CCAS's own time zone, French style (stored times are UTC)."""
     if not value:
         return "—"
+    moment = _aware(value)
+    if moment is None:
+        return str(value)
+    return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M")
+
+
+def date_fr(value: date | datetime | str | None, *, tz: ZoneInfo | None = None) -> str:
+    """A date (or its ISO text) as French staff write it: 30/01/1996.
+
+    A moment (a datetime, or ISO text with a time) is first taken to the CCAS's zone: a
+    campaign created at 23:30 in Paris was created that day, not the next one in UTC.
+    """
+    if not value:
+        return "—"
+    if isinstance(value, str) and len(value) > 10:
+        moment = _aware(value)
+        if moment is None:
+            return value
+        value = moment
+    if isinstance(value, datetime):
+        return (value.astimezone(tz) if tz else value).strftime("%d/%m/%Y")
     if isinstance(value, str):
         try:
             value = date.fromisoformat(value[:10])
         except ValueError:
             return value
     return value.strftime("%d/%m/%Y")
+
+
+# French typography: a no-break space groups thousands and holds "€" or "%" to its number.
+NBSP = "\u00a0"
+
+
+def number_fr(value: int | float | Decimal | str | None, places: int = 0) -> str:
+    """1234 -> "1 234", 97.371 with places=2 -> "97,37" (no-break spaces, decimal comma)."""
+    if value is None or value == "":
+        return "—"
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    text = f"{amount:,.{places}f}"
+    return text.replace(",", NBSP).replace(".", ",")
+
+
+def euros_fr(value: int | float | Decimal | str | None, places: int = 2) -> str:
+    """An amount as a French invoice prints it: "97,37 €"."""
+    if value is None or value == "":
+        return "—"
+    return f"{number_fr(value, places)}{NBSP}€"
+
+
+def percent_fr(ratio: float | None, places: int = 0) -> str:
+    """A ratio (0.973) as "97 %"."""
+    if ratio is None:
+        return "—"
+    return f"{number_fr(ratio * 100, places)}{NBSP}%"
 
 
 async def render(
