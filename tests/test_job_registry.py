@@ -9,7 +9,7 @@ from campaigns.replies import intake as replies
 from workers import jobs
 from workers.settings import _cron_jobs, _functions
 
-ENQUEUED_BY_THE_DOMAIN = {"dispatch_run", "dispatch_lane", replies.PROCESS_JOB}
+ENQUEUED_BY_THE_DOMAIN = {"dispatch_run", "dispatch_lane", "apply_receipts", replies.PROCESS_JOB}
 
 
 def test_every_enqueued_job_is_registered_in_process_and_under_arq() -> None:
@@ -41,12 +41,16 @@ async def test_tick_runs_every_upkeep_step(runtime) -> None:
     done = await jobs.tick({"runtime": runtime})
     assert set(done) == {
         "started",
+        "leftovers",
         "recovered",
+        "receipts_applied",
         "nudged",
         "replies_finalised",
         "escalations_woken",
         "escalations_overdue",
+        "reply_summary",
         "audit_purged",
+        "receipts_purged",
     }
     assert done["escalations_woken"] == 1
     assert done["escalations_overdue"] == 1

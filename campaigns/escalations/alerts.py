@@ -153,3 +153,7 @@ async def alert_overdue(runtime: Runtime, counts: Mapping[str, int], now: dateti
     )
     ref = f"overdue-{now.strftime('%Y%m%d%H%M%S')}"
     return await _send_all(runtime, recipients, subject, text, ref)
+
+
+# Other staff e-mails (the replies' daily summary) go through the same careful loop.
+send_to_staff = _send_all
