@@ -1,16 +1,16 @@
-"""Reply classification: the rule table, the safety targets on the dev set, rule files, CLI."""
+"""Reply classification by the rules: the rule table, rule files.
+
+The dev set's safety targets and the `campaigns classify` CLI, which now goes through the
+decision policy, are tested in test_reply_policy.py; the [distress] section of the rule
+file in test_reply_model.py (what the model reads of a negated passage).
+"""
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from campaigns.cli import classify as classify_cli
 from campaigns.rules.classification import (
     ENV_VAR,
     LABELS,
@@ -23,15 +23,6 @@ from campaigns.rules.classification import (
     load_rules,
     normalise_reply,
 )
-
-# The labelled development set: a copy under tests/data/ when the project ships one,
-# else the shared specification folder next to the checkout.
-_DEV_SET_PLACES = (
-    Path(__file__).parent / "data" / "replies_dev.csv",
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "replies_dev.csv",
-    Path("/work/shared/data/replies_dev.csv"),
-)
-DEV_SET = next((place for place in _DEV_SET_PLACES if place.exists()), _DEV_SET_PLACES[0])
 
 
 @pytest.fixture(autouse=True)
@@ -332,49 +323,6 @@ def test_is_resubscribe(text: str, expected: bool) -> None:
     assert is_resubscribe(text) is expected
 
 
-# --- The dev set: safety targets and a report --------------------------------------
-
-
-def _confusion(rows: list[tuple[str, str]]) -> Counter[tuple[str, str]]:
-    return Counter((expected, classify(text).label) for expected, text in rows)
-
-
-def test_dev_set_meets_the_safety_targets() -> None:
-    """Distress recall >= 95 %, opt-out precision 100 %, no distress read as thanks/opt-out.
-
-    The full per-label report prints with `pytest -s`; 100 % is not required on
-    `other` and `thanks`, but the dev set is expected to stay near-perfect.
-    """
-    with DEV_SET.open(encoding="utf-8", newline="") as handle:
-        rows = [(row["label"], row["text"]) for row in csv.DictReader(handle, delimiter=";")]
-    assert len(rows) >= 40
-    confusion = _confusion(rows)
-
-    print("\nlabel      precision  recall  support")
-    for label in LABELS:
-        true_pos = confusion[(label, label)]
-        predicted = sum(n for (_, got), n in confusion.items() if got == label)
-        support = sum(n for (want, _), n in confusion.items() if want == label)
-        precision = true_pos / predicted if predicted else 1.0
-        recall = true_pos / support if support else 1.0
-        print(f"{label:10} {precision:9.2%} {recall:7.2%} {support:8}")
-    print("confusion (rows: expected, columns: predicted)")
-    print(" " * 10 + "".join(f"{label:>10}" for label in LABELS))
-    for want in LABELS:
-        print(f"{want:10}" + "".join(f"{confusion[(want, got)]:>10}" for got in LABELS))
-
-    distress_total = sum(n for (want, _), n in confusion.items() if want == "distress")
-    assert confusion[("distress", "distress")] / distress_total >= 0.95
-    assert confusion[("distress", "thanks")] == 0
-    assert confusion[("distress", "opt_out")] == 0
-    wrong_opt_outs = sum(
-        n for (want, got), n in confusion.items() if got == "opt_out" and want != "opt_out"
-    )
-    assert wrong_opt_outs == 0
-    accuracy = sum(n for (want, got), n in confusion.items() if want == got) / len(rows)
-    assert accuracy >= 0.9
-
-
 # --- Rule files ---------------------------------------------------------------------
 
 EXTRA_RULES = """
@@ -460,6 +408,9 @@ MALFORMED = [
     ("[opt_out]\nignore = 'merci'\n", "ignore"),
     ("[opt_out]\nignore = ['(merci']\n", "ignore"),
     ("[opt_out]\nignorer = ['merci']\n", "ignorer"),
+    ("[distress]\nunless = '(pas|plus) tomb'\n", "unless"),
+    ("[distress]\nhedges = ['(un peu']\n", "hedges"),
+    ("[distress]\nsauf = ['x']\n", "sauf"),
 ]
 
 
@@ -532,51 +483,3 @@ def test_shipped_rules_load_and_every_label_has_a_rule() -> None:
     # Distress must outrank every other label for the safety targets to hold.
     lowest_distress = min(rule.priority for rule in rules.rules if rule.label == "distress")
     assert all(rule.priority < lowest_distress for rule in rules.rules if rule.label != "distress")
-
-
-# --- CLI --------------------------------------------------------------------------
-
-
-def _namespace(*texts: str, explain: bool = False) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="campaigns")
-    classify_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["classify", *(["--explain"] if explain else []), *texts])
-    assert args.func is classify_cli.run
-    return args
-
-
-def test_cli_prints_one_line_per_text_label_first(capsys: pytest.CaptureFixture[str]) -> None:
-    assert classify_cli.run(_namespace("je suis tombée", "STOP", "merci")) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "distress\tje suis tombée",
-        "opt_out\tSTOP",
-        "thanks\tmerci",
-    ]
-
-
-def test_cli_explain_names_the_rule_and_the_opt_out(capsys: pytest.CaptureFixture[str]) -> None:
-    assert classify_cli.run(_namespace("STOP je suis tombée", "oui", explain=True)) == 0
-    first, second = capsys.readouterr().out.splitlines()
-    assert first.startswith("distress\tSTOP je suis tombée\t")
-    assert "distress_fall" in first and "désinscription" in first
-    assert second == "callback\toui\trègle : callback_yes"
-
-
-def test_cli_reads_standard_input_lines(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("Oui\n\nau secours\r\n"))
-    assert classify_cli.run(_namespace()) == 0
-    assert capsys.readouterr().out.splitlines() == ["callback\tOui", "distress\tau secours"]
-
-
-def test_cli_reports_a_malformed_rule_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bad = tmp_path / "bad.toml"
-    bad.write_text(MALFORMED[1][0], encoding="utf-8")
-    monkeypatch.setenv(ENV_VAR, str(bad))
-    assert classify_cli.run(_namespace("oui")) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "bad_regex" in captured.err

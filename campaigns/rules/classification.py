@@ -18,6 +18,14 @@ matches are cut out and the remaining words are all in the file's ``[opt_out] ig
 list (politeness, "sms", "svp"...): only then does nobody need to read it. "STOP je me
 suis cassé la jambe" keeps words that mean something, so a caseworker sees it even when
 no distress rule knows them.
+
+The file's ``[distress]`` section lists passages every distress rule ignores: ``unless``
+for negations, past events, hypotheses and information questions ("je ne suis plus à
+la rue", "ça va mieux depuis ma chute", "si je tombe, qui j'appelle ?"), ``hedges`` for
+minimised statements ("un peu seule le dimanche mais ça va"). When an ``unless``
+passage stopped a distress rule, ``Classification.discounted`` is the text without it:
+the learned model (reply_policy) judges distress on that, so what the rules know to be
+negated is not evidence for the model either; a hedge is, since irony reads the same.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,7 +49,7 @@ MAX_RULE_ID = 64
 
 _RULE_ID = re.compile(r"^[a-z0-9_][a-z0-9_.-]*$")
 _RULE_KEYS = {"id", "label", "priority", "patterns", "unless", "resubscribe", "enabled", "note"}
-_SECTIONS = {"normalise", "rule", "opt_out"}
+_SECTIONS = {"normalise", "rule", "opt_out", "distress"}
 # Anything that is not a letter, digit or underscore becomes a word break; emoji have
 # already been mapped to words such as "emo_merci" by then.
 _NON_WORD = re.compile(r"[^a-z0-9_]+")
@@ -65,6 +73,11 @@ class Classification:
     matched: tuple[str, ...]
     # An opt-out and nothing else worth reading (see the module docstring).
     opt_out_only: bool = False
+    # The normalised text with the passages that stopped a distress rule blanked out
+    # (a negation, a past event, a hypothesis: "je ne suis plus à la rue"); None when
+    # no distress rule was stopped. The learned model reads it to judge distress, so
+    # that a passage the rules know to be negated is not evidence for it either.
+    discounted: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,18 +88,56 @@ class Rule:
     patterns: tuple[re.Pattern[str], ...]
     unless: tuple[re.Pattern[str], ...] = ()
     resubscribe: bool = False
+    # The rule file's [distress] passages, the same tuples for every distress rule so
+    # that classify masks them once per reply however many distress rules look.
+    shared_unless: tuple[re.Pattern[str], ...] = ()
+    # Like unless, but for a minimised statement ("un peu seule mais ça va"): it stops
+    # the rule, yet the passage still counts for the model (see Classification).
+    hedges: tuple[re.Pattern[str], ...] = ()
+    # The patterns as one alternation: one search per rule instead of one per pattern
+    # (the worker classifies every reply; most rules find nothing).
+    any_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
-    def fires(self, text: str) -> bool:
+    def __post_init__(self) -> None:
+        combined = "|".join(f"(?:{pattern.pattern})" for pattern in self.patterns)
+        object.__setattr__(self, "any_pattern", re.compile(combined))
+
+    def fires(self, text: str, cache: dict[tuple[int, int, str], str] | None = None) -> bool:
         """True when a pattern matches outside the spans the ``unless`` patterns cover.
 
         Masking the negated spans rather than vetoing the whole text keeps
         "je ne suis pas seule" quiet while "je suis seule, une seule question" still fires.
         """
-        if not any(pattern.search(text) for pattern in self.patterns):
+        if not self.any_pattern.search(text):
             return False
+        if not (self.unless or self.shared_unless or self.hedges):
+            return True
+        return self.any_pattern.search(self.masked(text, hedges=True, cache=cache)) is not None
+
+    def masked(
+        self, text: str, *, hedges: bool, cache: dict[tuple[int, int, str], str] | None = None
+    ) -> str:
+        """``text`` with the spans of the unless (and hedges) patterns blanked.
+
+        ``cache``, kept for one text, saves masking the shared passages again for the
+        next distress rule.
+        """
         for negation in self.unless:
-            text = negation.sub(lambda m: " " * len(m.group()), text)
-        return any(pattern.search(text) for pattern in self.patterns)
+            text = negation.sub(_blank, text)
+        shared = self.shared_unless + self.hedges if hedges else self.shared_unless
+        key = (id(self.shared_unless), id(self.hedges) if hedges else 0, text)
+        if cache is not None and key in cache:
+            return cache[key]
+        masked = text
+        for negation in shared:
+            masked = negation.sub(_blank, masked)
+        if cache is not None:
+            cache[key] = masked
+        return masked
+
+
+def _blank(match: re.Match[str]) -> str:
+    return " " * (match.end() - match.start())
 
 
 @dataclass(frozen=True)
@@ -105,8 +156,14 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def _collapse(text: str) -> str:
+def collapse_letters(text: str) -> str:
+    """Reduce every run of a repeated letter to one ("merciii" -> "merci")."""
     return _LETTER_RUN.sub(r"\1", text)
+
+
+def strip_emoji_decoration(text: str) -> str:
+    """Drop presentation selectors, joiners and skin tones, keeping the base emoji."""
+    return _EMOJI_DECORATION.sub("", text)
 
 
 def normalise_reply(text: str, rules: RuleSet | None = None) -> str:
@@ -116,7 +173,7 @@ def normalise_reply(text: str, rules: RuleSet | None = None) -> str:
     for symbol, word in ruleset.emoji.items():
         if symbol in text:
             text = text.replace(symbol, f" {word} ")
-    words = _collapse(_NON_WORD.sub(" ", fold(text))).split()
+    words = collapse_letters(_NON_WORD.sub(" ", fold(text))).split()
     return " ".join(ruleset.sms.get(word, word) for word in words)
 
 
@@ -124,13 +181,29 @@ def classify(text: str, rules: RuleSet | None = None) -> Classification:
     """Classify one reply; the highest-priority rule that fires decides."""
     ruleset = rules if rules is not None else default_rules()
     normalised = normalise_reply(text, ruleset)
-    fired = [rule for rule in ruleset.rules if rule.fires(normalised)]
+    fired: list[Rule] = []
+    discounted: str | None = None
+    cache: dict[tuple[int, int, str], str] = {}
+    for rule in ruleset.rules:
+        # Rule.fires, unrolled to tell a rule that found nothing from one stopped.
+        if not rule.any_pattern.search(normalised):
+            continue
+        if not (rule.unless or rule.shared_unless or rule.hedges) or rule.any_pattern.search(
+            rule.masked(normalised, hedges=True, cache=cache)
+        ):
+            fired.append(rule)
+        elif rule.label == "distress":
+            # Stopped: what its negations and past events cover is no evidence either.
+            before = normalised if discounted is None else discounted
+            after = rule.masked(before, hedges=False, cache=cache)
+            if after != before:
+                discounted = after
     opt_out = any(rule.label == "opt_out" for rule in fired)
     matched = tuple(rule.id for rule in fired)
     if not fired:
-        return Classification("other", DEFAULT_RULE, False, ())
+        return Classification("other", DEFAULT_RULE, False, (), discounted=discounted)
     only = fired[0].label == "opt_out" and _nothing_but_opt_out(normalised, fired, ruleset)
-    return Classification(fired[0].label, fired[0].id, opt_out, matched, only)
+    return Classification(fired[0].label, fired[0].id, opt_out, matched, only, discounted)
 
 
 def _nothing_but_opt_out(normalised: str, fired: list[Rule], ruleset: RuleSet) -> bool:
@@ -214,6 +287,8 @@ class _FileRules:
     sms: dict[str, str]
     emoji: dict[str, str]
     opt_out_ignore: tuple[re.Pattern[str], ...] = ()
+    distress_unless: tuple[re.Pattern[str], ...] = ()
+    distress_hedges: tuple[re.Pattern[str], ...] = ()
 
 
 def _read(path: Path) -> _FileRules:
@@ -227,7 +302,7 @@ def _read(path: Path) -> _FileRules:
     if unknown:
         raise RuleFileError(
             f"Fichier de règles {path} : section inconnue {', '.join(unknown)} "
-            "(attendu : [normalise.sms], [normalise.emoji], [opt_out], [[rule]])"
+            "(attendu : [normalise.sms], [normalise.emoji], [opt_out], [distress], [[rule]])"
         )
     normalise = data.get("normalise", {})
     if not isinstance(normalise, dict):
@@ -239,6 +314,7 @@ def _read(path: Path) -> _FileRules:
         for symbol, word in emoji_words.items()
     }
     opt_out_ignore = _opt_out_section(path, data.get("opt_out", {}))
+    distress_unless, distress_hedges = _distress_section(path, data.get("distress", {}))
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
         raise RuleFileError(f"Fichier de règles {path} : utilisez [[rule]] pour chaque règle")
@@ -247,7 +323,7 @@ def _read(path: Path) -> _FileRules:
     duplicates = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
     if duplicates:
         raise RuleFileError(f"Fichier de règles {path} : règle « {duplicates[0]} » définie 2 fois")
-    return _FileRules(path, rules, sms, emoji, opt_out_ignore)
+    return _FileRules(path, rules, sms, emoji, opt_out_ignore, distress_unless, distress_hedges)
 
 
 def _opt_out_section(path: Path, section: Any) -> tuple[re.Pattern[str], ...]:
@@ -264,6 +340,22 @@ def _opt_out_section(path: Path, section: Any) -> tuple[re.Pattern[str], ...]:
     )
 
 
+def _distress_section(
+    path: Path, section: Any
+) -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]:
+    def fail(problem: str) -> RuleFileError:
+        return RuleFileError(f"Fichier de règles {path} : [distress] : {problem}")
+
+    if not isinstance(section, dict):
+        raise fail("doit être une table")
+    unknown = sorted(set(section) - {"unless", "hedges"})
+    if unknown:
+        raise fail(f"clé inconnue {', '.join(unknown)} (attendu : unless, hedges)")
+    unless = _compile(section.get("unless", []), "unless", lambda p: fail(f"unless : {p}"))
+    hedges = _compile(section.get("hedges", []), "hedges", lambda p: fail(f"hedges : {p}"))
+    return unless, hedges
+
+
 def _string_table(path: Path, name: str, table: Any) -> dict[str, str]:
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
         raise RuleFileError(f"Fichier de règles {path} : [{name}] doit associer des textes")
@@ -276,10 +368,10 @@ def _word_table(path: Path, name: str, table: Any) -> dict[str, str]:
     words = _string_table(path, name, table)
     result = {}
     for key, value in words.items():
-        norm_key = _collapse(_NON_WORD.sub(" ", fold(key))).strip()
+        norm_key = collapse_letters(_NON_WORD.sub(" ", fold(key))).strip()
         if not norm_key or " " in norm_key:
             raise RuleFileError(f"Fichier de règles {path} : [{name}] « {key} » n'est pas un mot")
-        result[norm_key] = " ".join(_collapse(_NON_WORD.sub(" ", fold(value))).split())
+        result[norm_key] = " ".join(collapse_letters(_NON_WORD.sub(" ", fold(value))).split())
     return result
 
 
@@ -340,18 +432,38 @@ def _merge(files: Iterable[_FileRules]) -> RuleSet:
     sms: dict[str, str] = {}
     emoji: dict[str, str] = {}
     ignore: list[re.Pattern[str]] = []
+    distress_unless: list[re.Pattern[str]] = []
+    distress_hedges: list[re.Pattern[str]] = []
     order = 0
     for loaded in files:
         sms.update(loaded.sms)
         emoji.update(loaded.emoji)
         ignore.extend(loaded.opt_out_ignore)
+        distress_unless.extend(loaded.distress_unless)
+        distress_hedges.extend(loaded.distress_hedges)
         for rule_id, rule in loaded.rules:
             position = by_id[rule_id][0] if rule_id in by_id else order
             by_id[rule_id] = (position, rule)
             order += 1
-    kept = [(position, rule) for position, rule in by_id.values() if rule is not None]
+    # One tuple each, shared by every distress rule (see Rule.masked's cache).
+    shared_unless, shared_hedges = tuple(distress_unless), tuple(distress_hedges)
+    kept = [
+        (position, _with_distress_unless(rule, shared_unless, shared_hedges))
+        for position, rule in by_id.values()
+        if rule is not None
+    ]
     # Highest priority first; on a tie the rule written first wins.
     kept.sort(key=lambda item: (-item[1].priority, item[0]))
     # Longest emoji sequences first so a combined emoji is not split by a shorter one.
     emoji = dict(sorted(emoji.items(), key=lambda item: -len(item[0])))
     return RuleSet(tuple(rule for _, rule in kept), sms, emoji, tuple(ignore))
+
+
+def _with_distress_unless(
+    rule: Rule, unless: tuple[re.Pattern[str], ...], hedges: tuple[re.Pattern[str], ...]
+) -> Rule:
+    # Hypotheses, information questions and events over and done with mean the same
+    # thing whichever distress rule they would trip: written once, applied to each.
+    if rule.label != "distress" or not (unless or hedges):
+        return rule
+    return replace(rule, shared_unless=unless, hedges=hedges)
