@@ -43,7 +43,9 @@ class _Outbox:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / OUTBOX_FILE
 
-    async def write(self, channel: str, message_id: str, parts: int, fields: dict) -> SendResult:
+    async def write(
+        self, channel: str, message_id: str, parts: int, fields: dict[str, Any]
+    ) -> SendResult:
         provider_id = f"console-{uuid.uuid4()}"
         record = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -103,7 +105,7 @@ class ConsoleEmailProvider:
         return None
 
 
-def read_outbox(outbox_dir: Path, limit: int = 200) -> list[dict]:
+def read_outbox(outbox_dir: Path, limit: int = 200) -> list[dict[str, Any]]:
     """The last `limit` records of the outbox, newest first (for a staff page)."""
     path = Path(outbox_dir) / OUTBOX_FILE
     if limit <= 0 or not path.exists():

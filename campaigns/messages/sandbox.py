@@ -23,9 +23,10 @@ from jinja2 import (
     pass_eval_context,
 )
 from jinja2 import filters as jinja_filters
+from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from campaigns.messages.variables import ALLOWED_VARIABLES, Variables, context_of
 
@@ -194,7 +195,11 @@ def _check_cost(ast: nodes.Template, part: str) -> None:
                 code="forbidden",
                 line=line,
             )
-    assignments = list(ast.find_all((nodes.Assign, nodes.AssignBlock, nodes.With)))
+    assignments: list[nodes.Assign | nodes.AssignBlock | nodes.With] = [
+        node
+        for node in ast.find_all((nodes.Assign, nodes.AssignBlock, nodes.With))
+        if isinstance(node, nodes.Assign | nodes.AssignBlock | nodes.With)
+    ]
     assigned = {
         name.name
         for node in assignments
@@ -231,6 +236,7 @@ def _check_names(ast: nodes.Template, part: str) -> None:
     parents: set[int] = set()
     problems: list[tuple[int, str, str]] = []  # (line, code, text)
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         target = node.node
         if not isinstance(target, nodes.Name) or target.name not in ALLOWED_VARIABLES:
             continue

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pypika_tortoise.terms import Criterion
 from tortoise.expressions import Q
+from tortoise.functions import Lower
 from tortoise.query_utils import QueryModifier
 from tortoise.queryset import QuerySet
 
@@ -137,7 +138,8 @@ def _not_opted_out(column: str) -> Q:
         'EXISTS (SELECT 1 FROM "opt_out" "o" '
         f'WHERE "o"."address" = "person"."{column}" AND "o"."active")'
     )
-    return Q(**{f"{column}__isnull": False}) & ~blocked
+    present: dict[str, Any] = {f"{column}__isnull": False}
+    return Q(**present) & ~blocked
 
 
 def audience_query(criteria: AudienceFilter | dict[str, Any], today: date) -> QuerySet[Person]:
@@ -193,7 +195,9 @@ async def members(
     query = audience_query(criteria, today or date.today())
     total = await query.count()
     people = (
-        await query.order_by("last_name", "first_name", "id")
+        # Without regard to case: "de Lattre" among the D, "durand" beside "DUPONT".
+        await query.annotate(sort_last=Lower("last_name"), sort_first=Lower("first_name"))
+        .order_by("sort_last", "sort_first", "id")
         .offset((page - 1) * page_size)
         .limit(page_size)
     )

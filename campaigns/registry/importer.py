@@ -268,7 +268,7 @@ async def _select_in(
     return found
 
 
-async def _existing(conn: BaseDBAsyncClient, column: str, keys: list[str]) -> list[dict]:
+async def _existing(conn: BaseDBAsyncClient, column: str, keys: list[str]) -> list[dict[str, Any]]:
     fields = ("id", "external_ref", "identity_key", *PERSON_FIELDS)
     return await _select_in(conn, "person", fields, column, keys)
 
@@ -285,8 +285,8 @@ async def _plan(
     progress(len(rows) // 4)
     keys = list({r.key for r in rows if r.source.external_ref not in by_ref})
     by_key: dict[str, list[dict[str, Any]]] = {}
-    for person in await _existing(conn, "identity_key", keys):
-        by_key.setdefault(person["identity_key"], []).append(person)
+    for found in await _existing(conn, "identity_key", keys):
+        by_key.setdefault(found["identity_key"], []).append(found)
     progress(len(rows) // 2)
     claimed: set[int] = set()
     for r in rows:
@@ -314,7 +314,7 @@ async def _memberships(
 ) -> tuple[dict[int, dict[str, Any]], dict[int, tuple[int, dict[str, Any]]]]:
     """Memberships to add, and fragile-field changes (membership id, values), by person id."""
     held: dict[int, dict[str, Any]] = {}
-    for membership in await _select_in(
+    for row_held in await _select_in(
         conn,
         "membership",
         ("id", "person_id", *FRAGILE_FIELDS),
@@ -323,7 +323,7 @@ async def _memberships(
         key_type="int",
         segment=segment,
     ):
-        held[membership["person_id"]] = membership
+        held[row_held["person_id"]] = row_held
     to_add: dict[int, dict[str, Any]] = {}
     to_change: dict[int, tuple[int, dict[str, Any]]] = {}
     for row, person_id in people:

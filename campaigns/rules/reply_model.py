@@ -404,8 +404,9 @@ def corpus_examples() -> tuple[Example, ...]:
     examples: list[Example] = []
     for entry in sorted(folder.iterdir(), key=lambda item: item.name):
         if entry.name.startswith("corpus_") and entry.name.endswith(".csv"):
-            with entry.open("r", encoding="utf-8", newline="") as handle:
-                examples.extend(read_examples(handle))
+            # Bytes then text: csv wants its own newline handling, which open() cannot set here.
+            text = entry.read_bytes().decode("utf-8")
+            examples.extend(read_examples(io.StringIO(text, newline="")))
     return tuple(examples)
 
 

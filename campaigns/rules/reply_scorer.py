@@ -105,9 +105,11 @@ class LinearScorer:
         return columns
 
     def scores(self, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return values @ self.weights[indices] + self.intercept
+        result: np.ndarray = values @ self.weights[indices] + self.intercept
+        return result
 
     @staticmethod
     def softmax(scores: np.ndarray) -> np.ndarray:
         exp = np.exp(scores - scores.max())
-        return exp / exp.sum()
+        result: np.ndarray = exp / exp.sum()
+        return result

@@ -117,7 +117,7 @@ def _signature_matches(params: Mapping[str, str], sig: str, secret: str, method:
     # check_signature pops `sig` from (a validated copy of) the dict, lower-cases it and
     # compares with hmac.compare_digest; a missing timestamp would be filled with time(),
     # which then fails the comparison. We hand it a copy anyway.
-    return _sdk_auth(secret, method).check_signature(dict(params))
+    return bool(_sdk_auth(secret, method).check_signature(dict(params)))
 
 
 def _check_freshness(params: Mapping[str, str], now: datetime, max_age: timedelta) -> None:
