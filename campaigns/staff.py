@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.expressions import F
 
 from campaigns.core import audit
 from campaigns.core.audit import Actor
 from campaigns.core.clock import utcnow
-from campaigns.core.errors import Conflict, Invalid, Unauthorised
+from campaigns.core.errors import Conflict, Invalid, NotFound, Unauthorised
 from campaigns.models import ApiToken, AuditEvent, Role, Staff
 
 QUEUES = ("urgence", "rappel", "triage")
@@ -107,20 +108,82 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_token(staff: Staff) -> str:
+async def issue_token(staff: Staff, *, label: str = "") -> str:
     token = secrets.token_urlsafe(32)
     await ApiToken.create(
-        token_hash=_token_hash(token), staff=staff, expires_at=utcnow() + TOKEN_LIFETIME
+        token_hash=_token_hash(token),
+        staff=staff,
+        expires_at=utcnow() + TOKEN_LIFETIME,
+        label=label[:100],
     )
     await audit.record(actor_for(staff), "auth.token", "staff", staff.id)
     return token
 
 
 async def staff_for_token(token: str) -> Staff | None:
+    if not token or len(token) > 200:
+        return None
     row = await ApiToken.get_or_none(token_hash=_token_hash(token)).prefetch_related("staff")
-    if row is None or row.expires_at < utcnow() or not row.staff.active:
+    if row is None or row.revoked_at is not None or row.expires_at < utcnow():
+        return None
+    if not row.staff.active:
         return None
     return row.staff
+
+
+async def end_sessions(staff: Staff, *, actor: Actor, reason: str) -> None:
+    """End every page session (raise the version) and revoke every token of ``staff``."""
+    now = utcnow()
+    await Staff.filter(id=staff.id).update(session_version=F("session_version") + 1)
+    await ApiToken.filter(staff_id=staff.id, revoked_at__isnull=True).update(revoked_at=now)
+    await staff.refresh_from_db(fields=["session_version"])
+    await audit.record(actor, "auth.sessions_ended", "staff", staff.id, reason=reason)
+
+
+async def list_tokens(owner_id: int) -> list[ApiToken]:
+    """The live tokens of one account, newest first (revoked and expired ones are gone)."""
+    return (
+        await ApiToken.filter(staff_id=owner_id, revoked_at__isnull=True, expires_at__gt=utcnow())
+        .order_by("-created_at", "-id")
+        .limit(500)
+    )
+
+
+async def revoke_token(by: Staff, token_id: int) -> ApiToken:
+    """Revoke one token: its owner may, an admin may revoke anyone's."""
+    row = await ApiToken.get_or_none(id=token_id)
+    if row is None or (row.staff_id != by.id and by.role is not Role.ADMIN):  # type: ignore[attr-defined]
+        # Someone else's token is not even said to exist.
+        raise NotFound("Jeton introuvable")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await row.save(update_fields=["revoked_at"])
+        await audit.record(
+            actor_for(by),
+            "auth.token_revoke",
+            "staff",
+            row.staff_id,  # type: ignore[attr-defined]
+            token_id=row.id,
+        )
+    return row
+
+
+async def set_role(staff_id: int, role: Role | str, *, actor: Actor) -> Staff | None:
+    """Change an account's role; its sessions and tokens end (they carried the old rights)."""
+    member = await Staff.get_or_none(id=staff_id)
+    if member is None:
+        return None
+    try:
+        new_role = Role(role)
+    except ValueError:
+        raise Invalid("Rôle inconnu : attendu admin, coordinator ou caseworker") from None
+    if member.role is new_role:
+        return member
+    member.role = new_role
+    await member.save(update_fields=["role"])
+    await audit.record(actor, "staff.role", "staff", member.id, role=new_role.value)
+    await end_sessions(member, actor=actor, reason="role")
+    return member
 
 
 async def set_password(staff: Staff, password: str, *, actor: Actor) -> None:
@@ -130,6 +193,8 @@ async def set_password(staff: Staff, password: str, *, actor: Actor) -> None:
     staff.must_change_password = False
     await staff.save(update_fields=["password_hash", "must_change_password"])
     await audit.record(actor, "staff.password", "staff", staff.id)
+    # Whoever knew the old password may hold a session or a token: they all end.
+    await end_sessions(staff, actor=actor, reason="password")
 
 
 async def active_staff(staff_id: int) -> Staff | None:
@@ -164,6 +229,8 @@ async def toggle_active(staff_id: int, *, actor: Actor) -> Staff | None:
     await member.save(update_fields=["active"])
     action = "staff.activate" if member.active else "staff.deactivate"
     await audit.record(actor, action, "staff", member.id)
+    if not member.active:
+        await end_sessions(member, actor=actor, reason="deactivation")
     return member
 
 

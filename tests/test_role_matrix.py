@@ -162,6 +162,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/equipe/{id}/files"): Rule(ADMINS, VICTIM_STAFF),
     ("POST", "/equipe/{id}/activation"): Rule(ADMINS, VICTIM_STAFF),
     ("GET", "/envoyes"): Rule(MANAGERS),
+    ("POST", "/envoyes/reponse"): Rule(MANAGERS),
 }
 
 # Which row fills `{id}` under each path prefix.

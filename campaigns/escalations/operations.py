@@ -17,7 +17,13 @@ from campaigns.core import audit
 from campaigns.core.db import on_postgres
 from campaigns.core.errors import Conflict, Invalid
 from campaigns.core.runtime import Runtime
-from campaigns.escalations.access import get_escalation, is_manager, may_act, require_queue
+from campaigns.escalations.access import (
+    get_escalation,
+    is_manager,
+    is_past_follow_up,
+    may_act,
+    require_queue,
+)
 from campaigns.escalations.lifecycle import (
     ACTIVE_STATUSES,
     STATUS_LABELS,
@@ -41,7 +47,7 @@ _NEXT_ROUNDS = 5
 
 async def claim(staff: Staff, escalation_id: int, runtime: Runtime) -> Escalation:
     """Take an escalation in hand (open or snoozed, unassigned or already one's own)."""
-    escalation = await get_escalation(staff, escalation_id)
+    escalation = await get_escalation(staff, escalation_id, now=utc_now(runtime))
     if escalation.status == S.CLAIMED and escalation.assignee_id == staff.id:
         return escalation
     if escalation.status not in (S.OPEN, S.SNOOZED):
@@ -129,7 +135,7 @@ async def _claim_next_conditional(staff: Staff, queue: str, now: datetime) -> in
 
 
 async def add_note(staff: Staff, escalation_id: int, text: str, runtime: Runtime) -> EscalationNote:
-    escalation = await get_escalation(staff, escalation_id)
+    escalation = await get_escalation(staff, escalation_id, now=utc_now(runtime))
     text = text.strip()
     if not text:
         raise Invalid("La note est vide")
@@ -147,7 +153,7 @@ async def add_note(staff: Staff, escalation_id: int, text: str, runtime: Runtime
 
 async def snooze(staff: Staff, escalation_id: int, until: datetime, runtime: Runtime) -> Escalation:
     """Put aside until a callback date; it comes back open then (see ``wake_snoozed``)."""
-    escalation = await get_escalation(staff, escalation_id)
+    escalation = await get_escalation(staff, escalation_id, now=utc_now(runtime))
     may_act(staff, escalation)
     if escalation.status == S.RESOLVED:
         raise Conflict("Une situation clôturée ne peut pas être mise en attente")
@@ -183,7 +189,7 @@ async def resolve(
     """Close with an outcome from ``OUTCOMES``; the (person, queue) is free for a new one."""
     if outcome not in OUTCOMES:
         raise Invalid("Issue inconnue : attendu " + ", ".join(OUTCOMES), code="bad_outcome")
-    escalation = await get_escalation(staff, escalation_id)
+    escalation = await get_escalation(staff, escalation_id, now=utc_now(runtime))
     may_act(staff, escalation)
     if escalation.status == S.RESOLVED:
         raise Conflict("La situation est déjà clôturée")
@@ -217,10 +223,13 @@ async def resolve(
 
 async def reopen(staff: Staff, escalation_id: int, runtime: Runtime) -> Escalation:
     """Reopen a resolved escalation by hand; Conflict if that (person, queue) has another open."""
-    escalation = await get_escalation(staff, escalation_id)
+    escalation = await get_escalation(staff, escalation_id, now=utc_now(runtime))
     if escalation.status != S.RESOLVED:
         raise Conflict("Seule une situation clôturée peut être rouverte")
     now = utc_now(runtime)
+    # get_escalation let a caseworker through only within the follow-up: past it, reopening
+    # (and so reopening the person's record to the queue) is a coordinator's act, traced.
+    late = is_past_follow_up(escalation, now)
     rule = rule_for(runtime.settings, escalation.queue)
     key = open_key_for(escalation.person_id, escalation.msisdn, escalation.queue)
     try:
@@ -242,5 +251,7 @@ async def reopen(staff: Staff, escalation_id: int, runtime: Runtime) -> Escalati
         ) from None
     if changed != 1:
         raise Conflict("La situation vient d'être rouverte")
-    await audit.record(actor_for(staff), "escalation.reopen", "escalation", escalation.id)
+    await audit.record(
+        actor_for(staff), "escalation.reopen", "escalation", escalation.id, after_follow_up=late
+    )
     return await Escalation.get(id=escalation.id)

@@ -10,6 +10,7 @@ from tortoise.expressions import Case, Q, RawSQL, When
 from tortoise.queryset import QuerySet
 
 from campaigns.core import audit
+from campaigns.core.clock import utcnow
 from campaigns.core.errors import Invalid
 from campaigns.core.runtime import Runtime
 from campaigns.escalations.access import get_escalation, is_manager, require_queue
@@ -25,6 +26,7 @@ from campaigns.models import (
     Reply,
     Staff,
 )
+from campaigns.registry.people import FOLLOW_UP_ACCESS
 from campaigns.staff import actor_for
 
 __all__ = ["by_urgency", "escalation_view", "list_escalations", "person_history"]
@@ -65,6 +67,8 @@ async def list_escalations(
         qs = qs.filter(queue=queue)
     elif not is_manager(staff):
         qs = qs.filter(queue__in=list(staff.queues or []))
+    if not is_manager(staff):
+        qs = qs.filter(_within_follow_up(now))
     qs = qs.filter(status__in=_parse_statuses(status))
     choice = (assignee or "all").lower()
     if choice not in _ASSIGNEE_CHOICES:
@@ -78,6 +82,11 @@ async def list_escalations(
     elif overdue is False:
         qs = qs.filter(~late_q(now))
     return await by_urgency(qs, now).offset(offset).limit(limit).prefetch_related("assignee")
+
+
+def _within_follow_up(now: datetime) -> Q:
+    """Active, or resolved within FOLLOW_UP_ACCESS: what a caseworker may still see."""
+    return ~Q(status=S.RESOLVED) | Q(resolved_at__gte=as_utc(now) - FOLLOW_UP_ACCESS)
 
 
 def _parse_statuses(text: str | None) -> list[EscalationStatus]:
@@ -95,7 +104,7 @@ def _parse_statuses(text: str | None) -> list[EscalationStatus]:
 
 async def escalation_view(staff: Staff, escalation_id: int, runtime: Runtime) -> dict[str, Any]:
     """The escalation with its notes, replies, the message answered and the person: audited."""
-    escalation = await get_escalation(staff, escalation_id)
+    escalation = await get_escalation(staff, escalation_id, now=utc_now(runtime))
     await escalation.fetch_related("assignee")
     notes = await EscalationNote.filter(escalation_id=escalation.id).order_by("created_at", "id")
     replies = await Reply.filter(id__in=list(escalation.reply_ids or [])).order_by(
@@ -149,14 +158,16 @@ async def person_history(
     earlier = Escalation.filter(person_id=person_id).exclude(id=escalation.id)
     if not is_manager(staff):
         queues = list(staff.queues or [])
-        worked = await Escalation.filter(person_id=person_id, queue__in=queues)
+        # The 30-day rule holds for the history too: an old situation lends it nothing.
+        current = _within_follow_up(utcnow())
+        worked = await Escalation.filter(current, person_id=person_id, queue__in=queues)
         fed = sorted({rid for e in worked for rid in (e.reply_ids or [])})
         reply_qs = reply_qs.filter(Q(id__in=fed) | Q(escalation_id__in=[e.id for e in worked]))
         answered = await reply_qs.filter(message_id__isnull=False).values_list(
             "message_id", flat=True
         )
         message_qs = message_qs.filter(id__in=sorted(set(answered)))
-        earlier = earlier.filter(queue__in=queues)
+        earlier = earlier.filter(current, queue__in=queues)
     return {
         "messages": await message_qs.order_by("-id").limit(messages),
         "replies": await reply_qs.order_by("-received_at", "-id").limit(replies),

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tortoise.expressions import Q, Subquery
+from tortoise.functions import Lower
 from tortoise.transactions import in_transaction
 
 from campaigns.core import audit
@@ -161,7 +162,9 @@ async def search(
         query = query.filter(*_search_conditions(q))
     total = await query.count()
     people = (
-        await query.order_by("last_name", "first_name", "id")
+        # Without regard to case: "de Lattre" among the D, "durand" beside "DUPONT".
+        await query.annotate(sort_last=Lower("last_name"), sort_first=Lower("first_name"))
+        .order_by("sort_last", "sort_first", "id")
         .offset((page - 1) * page_size)
         .limit(page_size)
     )

@@ -12,7 +12,7 @@ from campaigns.web import routes
 from campaigns.web.errors import error_middleware
 from campaigns.web.http import json_response
 from campaigns.web.keys import RUNTIME
-from campaigns.web.middleware import auth_middleware
+from campaigns.web.middleware import auth_middleware, edge_middleware
 from campaigns.web.openapi import build_openapi
 
 MAX_UPLOAD = 50 * 1024 * 1024
@@ -28,7 +28,12 @@ def package_version() -> str:
 def create_app(runtime: Runtime) -> web.Application:
     """Build the app; the caller has initialised the database (see `campaigns serve`)."""
     app = web.Application(
-        middlewares=[error_middleware, *routes.extra_middlewares(runtime), auth_middleware],
+        middlewares=[
+            error_middleware,
+            edge_middleware,
+            *routes.extra_middlewares(runtime),
+            auth_middleware,
+        ],
         client_max_size=MAX_UPLOAD,
     )
     app[RUNTIME] = runtime

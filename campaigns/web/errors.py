@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from campaigns.core.errors import DomainError
 from campaigns.web.keys import Handler
@@ -33,6 +34,16 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# aiohttp's own errors, said in French.
+_HTTP_ERRORS = {
+    400: ("bad_request", "Requête mal formée"),
+    404: ("not_found", "Page ou ressource introuvable"),
+    405: ("method_not_allowed", "Méthode non autorisée pour cette adresse"),
+    413: ("too_large", "Corps de la requête trop volumineux"),
+    415: ("unsupported_media_type", "Type de contenu non pris en charge"),
+}
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -42,10 +53,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or (exc.content_type != "text/plain" and exc.text):
             raise
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        return error_response(
-            request, exc.status, codes.get(exc.status, "http_error"), exc.reason or "Erreur"
-        )
+        code, detail = _HTTP_ERRORS.get(exc.status, ("http_error", exc.reason or "Erreur"))
+        response = error_response(request, exc.status, code, detail)
+        # A 405 names the methods the resource does accept (RFC 9110).
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except RecursionError:
+        # A reader without a depth limit met absurdly nested input (see http.loads_json).
+        return error_response(request, 400, "too_deep", "Données trop imbriquées")
+    except HttpProcessingError:
+        # A malformed multipart part or header, met while the handler reads the body.
+        return error_response(request, 400, "bad_request", "Requête mal formée")
     except Exception:
         # The traceback goes to the log; the client gets no internals.
         log.exception("unhandled error on %s %s", request.method, request.path)

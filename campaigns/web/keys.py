@@ -15,8 +15,9 @@ from campaigns.models import Staff
 from campaigns.web.throttle import LoginThrottle
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Reads the staff id of a page session (None without one); installed by campaigns.web.security.
-SessionLoader = Callable[[web.Request], Awaitable[int | None]]
+# Reads (staff id, session version) of a page session (None without one); installed by
+# campaigns.web.security.
+SessionLoader = Callable[[web.Request], Awaitable[tuple[int, int] | None]]
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 SESSION_LOADER: web.AppKey[SessionLoader] = web.AppKey("session_loader")
@@ -25,3 +26,5 @@ LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle", LoginTh
 STAFF: web.RequestKey[Staff | None] = web.RequestKey("staff", Staff)
 # Where the encrypted page session keeps the staff id.
 SESSION_STAFF_KEY = "staff_id"
+# ... and the account's session version when it was opened (see Staff.session_version).
+SESSION_VERSION_KEY = "session_version"

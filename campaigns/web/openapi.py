@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from campaigns.web.http import ApiRouter
+from campaigns.web.http import ApiRouter, bound_integers
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -40,13 +40,14 @@ def build_openapi(routers: list[ApiRouter], *, version: str) -> dict[str, Any]:
                 operation["x-roles"] = [role.value for role in spec.roles]
             else:
                 operation["security"] = []
+            # The same descriptions the routes check their parameters against (web.http).
             params = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in re.findall(r"{(\w+)}", spec.path)
+                {"name": p.name, "in": "path", "required": True, "schema": p.schema(in_path=True)}
+                for p in spec.path_params
             ]
             params += [
-                {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-                for name in spec.query
+                {"name": p.name, "in": "query", "required": False, "schema": p.schema()}
+                for p in spec.query_params
             ]
             if params:
                 operation["parameters"] = params
@@ -78,6 +79,7 @@ def _slug(path: str) -> str:
 
 def _ref(model: Any, components: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    bound_integers(schema)
     for name, definition in schema.pop("$defs", {}).items():
         components[name] = definition
     components[model.__name__] = schema

@@ -9,12 +9,20 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from aiohttp_session import get_session, session_middleware
+from aiohttp_session import Session, get_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from campaigns.core.settings import Settings
-from campaigns.web.keys import LOGIN_THROTTLE, SESSION_LOADER, SESSION_STAFF_KEY, Handler
-from campaigns.web.throttle import LoginThrottle
+from campaigns.models import Staff
+from campaigns.web.keys import (
+    LOGIN_THROTTLE,
+    RUNTIME,
+    SESSION_LOADER,
+    SESSION_STAFF_KEY,
+    SESSION_VERSION_KEY,
+    Handler,
+)
+from campaigns.web.throttle import LoginThrottle, RedisLoginThrottle
 
 CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
@@ -46,19 +54,35 @@ def session_middlewares(settings: Settings) -> list[Middleware]:
     return [session_middleware(storage), csrf_middleware, headers_middleware]
 
 
-async def load_session_staff(request: web.Request) -> int | None:
+async def load_session_staff(request: web.Request) -> tuple[int, int] | None:
+    """(staff id, session version) of the page session; None without one."""
     # Without the cookie there is no session to read: webhooks and bearer calls skip the
     # decryption, and their responses carry no cookie.
     if SESSION_COOKIE not in request.cookies:
         return None
     session = await get_session(request)
     staff_id = session.get(SESSION_STAFF_KEY)
-    return int(staff_id) if staff_id is not None else None
+    version = session.get(SESSION_VERSION_KEY)
+    # A session without a version predates revocable sessions: it opens nothing.
+    if not isinstance(staff_id, int) or not isinstance(version, int):
+        return None
+    return staff_id, version
+
+
+def open_session(session: Session, staff: Staff) -> None:
+    """Bind a (fresh) session to ``staff`` under the account's current session version."""
+    session[SESSION_STAFF_KEY] = staff.id
+    session[SESSION_VERSION_KEY] = staff.session_version
 
 
 def install(app: web.Application) -> None:
     app[SESSION_LOADER] = load_session_staff
-    app[LOGIN_THROTTLE] = LoginThrottle()
+    runtime = app.get(RUNTIME)
+    if runtime is not None and runtime.redis is not None:
+        # Several web processes share one Redis: they must share the login counts too.
+        app[LOGIN_THROTTLE] = RedisLoginThrottle(runtime.redis, runtime.settings.queue_name)
+    else:
+        app[LOGIN_THROTTLE] = LoginThrottle()
 
 
 async def csrf_token(request: web.Request) -> str:

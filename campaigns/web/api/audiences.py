@@ -12,11 +12,14 @@ from campaigns.registry.audiences import AudienceFilter
 from campaigns.staff import MANAGERS, actor_for
 from campaigns.web.api.people import PeoplePage, query_int
 from campaigns.web.http import (
+    JSON_BODY_LIMIT,
     ApiRouter,
     current_staff,
     int_param,
     json_response,
+    loads_json,
     parse_body,
+    read_capped,
 )
 
 router = ApiRouter("audiences")
@@ -38,10 +41,7 @@ class CountOut(BaseModel):
 
 async def parse_json(request: web.Request, model: type[T]) -> T:
     """The body, with the filter checked first so that its errors read in French."""
-    try:
-        data: Any = await request.json()
-    except ValueError:
-        data = None
+    data: Any = loads_json(await read_capped(request, JSON_BODY_LIMIT))
     if isinstance(data, dict) and "filter" in data:
         audiences.parse_filter(data["filter"])
     return await parse_body(request, model)

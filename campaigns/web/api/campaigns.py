@@ -14,15 +14,20 @@ from campaigns.campaign import reports as campaign_reports
 from campaigns.campaign.progress import campaign_state
 from campaigns.core import audit
 from campaigns.core.errors import Invalid
+from campaigns.models import CampaignStatus, MessageStatus
 from campaigns.staff import MANAGERS, actor_for
 from campaigns.web.http import (
     ApiRouter,
+    Param,
     current_staff,
     int_param,
     json_response,
     parse_body,
 )
 from campaigns.web.keys import RUNTIME
+
+CAMPAIGN_STATUS = Param("status", enum=tuple(s.value for s in CampaignStatus))
+MESSAGE_STATUS = Param("status", enum=tuple(s.value for s in MessageStatus))
 
 router = ApiRouter("campaigns")
 PER_PAGE = 50
@@ -71,7 +76,7 @@ class LaunchOut(BaseModel):
     "/api/v1/campaigns",
     summary="Lister les campagnes avec leurs comptes par statut",
     roles=MANAGERS,
-    query=("status",),
+    query=(CAMPAIGN_STATUS,),
 )
 async def list_campaigns(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
@@ -205,7 +210,7 @@ def _page(request: web.Request) -> int:
     "/api/v1/campaigns/{id}/messages",
     summary="Les messages de la campagne, un par destinataire, par pages",
     roles=MANAGERS,
-    query=("status", "page"),
+    query=(MESSAGE_STATUS, "page"),
 )
 async def list_messages(request: web.Request) -> web.Response:
     campaign_id = int_param(request, "id")
@@ -227,7 +232,7 @@ async def list_messages(request: web.Request) -> web.Response:
     "/api/v1/campaigns/{id}/messages.csv",
     summary="Export CSV des messages de la campagne",
     roles=MANAGERS,
-    query=("status",),
+    query=(MESSAGE_STATUS,),
     content_type="text/csv",
 )
 async def export_messages(request: web.Request) -> web.StreamResponse:
