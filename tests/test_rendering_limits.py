@@ -80,3 +80,27 @@ def test_output_is_capped() -> None:
 def test_ordinary_templates_still_render(body: str) -> None:
     check_template(body)
     assert render_sms(body, sample_vars_(), optout_mention=None).text
+
+
+async def test_previews_run_off_the_event_loop_with_a_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from campaigns.core.errors import Invalid
+    from campaigns.core.settings import Settings
+    from campaigns.messages import template_store as store
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    content = store.TemplateContent("Bonjour {{ person.first_name }}")
+    result = await store.preview_off_loop("sms", content, settings)
+    assert result["text"].startswith("Bonjour Jeanne")
+
+    def slow(*args: object, **kwargs: object) -> dict[str, object]:
+        time.sleep(0.5)
+        return {}
+
+    monkeypatch.setattr(store, "preview", slow)
+    started = time.perf_counter()
+    with pytest.raises(Invalid) as refused:
+        await store.preview_off_loop("sms", content, settings, limit=0.1)
+    assert refused.value.code == "too_slow"
+    assert time.perf_counter() - started < 0.4  # the loop was never held

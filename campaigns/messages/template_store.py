@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +227,30 @@ def preview(
         "folded": False,
         "optout_mention": None,
     }
+
+
+# A preview renders text typed by a coordinator: off the event loop, with a time limit, so
+# that even a template the static checks let through can never hold the server.
+PREVIEW_SECONDS = 2.0
+
+
+async def preview_off_loop(
+    channel: str,
+    content: TemplateContent,
+    settings: Settings,
+    *,
+    person: PersonVars | None = None,
+    limit: float = PREVIEW_SECONDS,
+) -> dict[str, Any]:
+    """`preview` in a worker thread, refused with a French 422 past `limit` seconds."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(preview, channel, content, settings, person=person), limit
+        )
+    except TimeoutError:
+        raise Invalid(
+            "Le modèle met trop de temps à s'afficher : simplifiez-le.", code="too_slow"
+        ) from None
 
 
 def describe_version(version: TemplateVersion) -> dict[str, Any]:

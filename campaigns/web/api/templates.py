@@ -154,5 +154,7 @@ async def preview(request: web.Request) -> web.Response:
         actor = actor_for(current_staff(request))
         person = await registry_queries.view_person(body.person_id, actor=actor, via="preview")
         person_vars = store.person_vars(person.civility, person.first_name, person.last_name)
-    result = store.preview(body.channel, _content(body), settings, person=person_vars)
+    result = await store.preview_off_loop(
+        body.channel, _content(body), settings, person=person_vars
+    )
     return json_response(result)
