@@ -85,13 +85,19 @@ def text(form: dict[str, Any], name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+# Ids and page numbers fit PostgreSQL's INTEGER: beyond, a value names nothing (and
+# would make the database raise, a 500, rather than find nothing, a 404).
+_INT32_MAX = 2**31 - 1
+
+
 def int_or_none(value: str | None) -> int | None:
     if value is None or not str(value).strip():
         return None
     try:
-        return int(str(value).strip())
+        number = int(str(value).strip())
     except ValueError:
         return None
+    return number if -_INT32_MAX <= number <= _INT32_MAX else None
 
 
 def query_page(request: web.Request) -> int:

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from campaigns.core import audit
+from campaigns.core.audit_text import journal_lines
 from campaigns.core.errors import DomainError
 from campaigns.registry import people
 from campaigns.registry import queries as registry_queries
@@ -36,10 +37,10 @@ EDITABLE = (
 
 
 def _person_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    value = h.int_or_none(request.match_info["id"])
+    if value is None or value < 1:
+        raise web.HTTPNotFound()
+    return value
 
 
 async def _segment_choices() -> list[dict[str, str]]:
@@ -75,8 +76,10 @@ async def person_page(request: web.Request) -> dict[str, Any]:
     person_id = _person_id(request)
     # people.view writes the audit event for this access, as the API does.
     person = await people.view(person_id, actor=h.actor(request))
+    file = await registry_queries.person_file(person_id)
+    file["events"] = await journal_lines(file["events"])
     return {
-        **await registry_queries.person_file(person_id),
+        **file,
         "person": person,
         "segment_labels": h.SEGMENT_LABELS,
         "message_labels": h.MESSAGE_STATUS_LABELS,
