@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,8 @@ CHROMIUM_ARGS = [
 PASSWORD = "mot-de-passe-solide"
 
 
-def shared_data() -> Path:
-    """../shared/data beside the checkout, else the machine's copy."""
-    beside = ROOT.parent / "shared" / "data"
-    return beside if beside.exists() else Path("/work/shared/data")
+# The project's own sample registers: nothing is read outside the repository.
+DATA = ROOT / "tests" / "data"
 
 
 def require_chromium() -> str:
@@ -88,7 +87,14 @@ class LiveApp:
 
 
 @asynccontextmanager
-async def live_app(database_url: str, tmp_path: Path) -> AsyncIterator[LiveApp]:
+async def live_app(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[LiveApp]:
+    """`overrides` replace settings (by environment name); `clock` the service's time."""
     from campaigns.web.app import create_app
 
     emulator = VonageEmulator(
@@ -97,7 +103,7 @@ async def live_app(database_url: str, tmp_path: Path) -> AsyncIterator[LiveApp]:
     )
     await emulator.start()
     await init_db(database_url)
-    settings = Settings(
+    values: dict[str, Any] = dict(
         CAMPAIGNS_DATABASE_URL=database_url,
         CAMPAIGNS_SMS_PROVIDER="vonage",
         VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET,
@@ -112,9 +118,15 @@ async def live_app(database_url: str, tmp_path: Path) -> AsyncIterator[LiveApp]:
         CAMPAIGNS_SMS_SENDER="33644630000",
         CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
         CAMPAIGNS_SECRET_KEY="b" * 32,
-        _env_file=None,  # type: ignore[call-arg]
+        # A configured CCAS: the placeholders of the defaults refuse a launch.
+        CAMPAIGNS_CCAS_NAME="CCAS de Villeurbanne",
+        CAMPAIGNS_CCAS_HOTLINE="04 72 00 00 00",
     )
+    values.update(overrides)
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     runtime = await build_runtime(settings)
+    if clock is not None:
+        runtime.clock = clock
     await runtime.queue.start()  # type: ignore[union-attr]
     runner = web.AppRunner(create_app(runtime), access_log=None)
     await runner.setup()

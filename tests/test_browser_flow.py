@@ -16,13 +16,13 @@ import pytest
 from campaigns.models import Escalation, EscalationStatus, Message
 from providers.vonage.signatures import sign_params
 from tests.browser import (
+    DATA,
     SIGNATURE_SECRET,
     launch,
     live_app,
     login,
     require_chromium,
     screenshot,
-    shared_data,
 )
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,7 @@ async def test_whole_flow_in_chromium(sqlite_template: Path, tmp_path: Path) -> 
     started = time.monotonic()
     database = tmp_path / "browser.db"
     shutil.copy(sqlite_template, database)
-    register = shared_data() / "registre_domicilies.csv"
+    register = DATA / "registre_domicilies.csv"
     async with live_app(f"sqlite://{database}", tmp_path) as app, async_playwright() as pw:
         browser = await launch(pw)
         coordinator = await browser.new_context(viewport={"width": 1280, "height": 900})
@@ -63,7 +63,7 @@ async def test_whole_flow_in_chromium(sqlite_template: Path, tmp_path: Path) -> 
         await page.select_option("#segment", "domicilies")
         await page.click("button:has-text('Importer')")
         await page.wait_for_selector("h2:has-text('Bilan')", timeout=30_000)
-        created = int(await page.text_content("[data-report=created]") or "0")
+        created = int(await page.get_attribute("[data-report=created]", "data-value") or "0")
         assert created > 900
         await expect(page.locator("a:has-text('Télécharger le rapport')")).to_be_visible()
         await screenshot(page, "02-import-rapport")
@@ -77,13 +77,14 @@ async def test_whole_flow_in_chromium(sqlite_template: Path, tmp_path: Path) -> 
         await page.fill("#name", "Domiciliés joignables par SMS")
         await page.check("#segments_any-domicilies")
         await page.select_option("#channel", "sms")
-        await expect(page.locator("#audience-count")).to_have_text(re.compile(r"^[1-9]\d*$"))
-        live_count = int(await page.text_content("#audience-count") or "0")
+        await expect(page.locator("#audience-count")).to_have_text(re.compile(r"^[1-9][\d\s]*$"))
+        live_text = await page.text_content("#audience-count") or "0"
+        assert int(re.sub(r"\D", "", live_text)) > 0
         await screenshot(page, "04-publics")
         await page.click("button:has-text('Enregistrer le public')")
         await page.wait_for_url(re.compile(r"/publics/\d+$"))
         audience_id = page.url.rsplit("/", 1)[1]
-        assert f"{live_count} personne(s)" in (await page.text_content("main") or "")
+        assert f"{live_text} personne(s)" in (await page.text_content("main") or "")
 
         # 4. Write a template and see its parts, with the UCS-2 character highlighted.
         await page.goto(f"{base}/modeles/nouveau")
@@ -108,8 +109,12 @@ async def test_whole_flow_in_chromium(sqlite_template: Path, tmp_path: Path) -> 
         await page.fill("#sender", "33644630000")
         await page.click("button:has-text('Continuer')")
         await page.wait_for_url(re.compile(r"/campagnes/\d+/lancement$"))
-        recipients = int(await page.text_content("[data-plan=recipients]") or "0")
+        recipients = int(await page.get_attribute("[data-plan=recipients]", "data-value") or "0")
         assert recipients > 0
+        # The message as people get it, not the template.
+        await expect(page.locator("[data-sample-text]")).to_have_count(3)
+        first = await page.text_content("[data-sample-text]") or ""
+        assert first.startswith("Bonjour ") and "{{" not in first and "04 72 00 00 00" in first
         await screenshot(page, "06-campagne-confirmation")
         await page.check("#confirmer")
         await page.click("button:has-text('Lancer la campagne')")
@@ -184,8 +189,15 @@ async def test_whole_flow_in_chromium(sqlite_template: Path, tmp_path: Path) -> 
         admin_page = await admin.new_page()
         await login(admin_page, base, "admin@ccas.test")
         await admin_page.goto(f"{base}/journal?action=escalation.resolve")
-        await expect(admin_page.locator("tbody")).to_contain_text("caseworker@ccas.test")
+        await expect(admin_page.locator("tbody")).to_contain_text(
+            "caseworker@ccas.test a clôturé la situation de"
+        )
         await screenshot(admin_page, "11-journal")
+        await admin_page.goto(f"{base}/journal")
+        journal = await admin_page.text_content("tbody") or ""
+        codes = re.findall(r"\b[a-z_]+\.[a-z_]+\b", re.sub(r"\S+@\S+", "", journal))
+        assert not codes, codes  # sentences, not person.view or escalation.claim
+        await screenshot(admin_page, "11-journal-complet")
         await admin_page.goto(f"{base}/equipe")
         await screenshot(admin_page, "12-equipe")
         await browser.close()

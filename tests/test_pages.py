@@ -68,7 +68,9 @@ async def test_person_page_is_audited_and_shows_history(client, tokens) -> None:
     assert await AuditEvent.filter(
         action="person.view", object_id=str(person.id), actor_id=staff.id
     ).exists()
-    assert "person.view" in html  # the page lists the audit of that person
+    # The page lists the audit of that person, as sentences.
+    assert "coordinator@ccas.test a consulté la fiche de Jeanne Martin." in html
+    assert "person.view" not in html
 
 
 async def test_person_edit_rejects_bad_phone_and_saves_good_values(client, tokens) -> None:
@@ -119,16 +121,16 @@ async def test_import_runs_in_background_and_report_downloads_as_csv(client, tok
     job_url = await run_import(client, token, DATA / "registre_domicilies.csv", "domicilies")
     html = await (await client.get(job_url)).text()
     assert "Bilan" in html and "Lignes rejetées" in html
-    created = int(re.search(r'data-report="created">(\d+)<', html).group(1))
+    created = int(re.search(r'data-report="created" data-value="(\d+)"', html).group(1))
     assert created == await Person.all().count() > 900
     response = await client.get(f"{job_url}/rapport.csv")
     assert response.status == 200
     assert "attachment" in response.headers["Content-Disposition"]
     body = (await response.read()).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(body), delimiter=";"))
-    assert rows[0] == ["type", "ligne", "motif", "détail"]
+    assert rows[0] == ["type", "ligne", "motif", "détail", "code"]
     rejected = [r for r in rows[1:] if r[0] == "rejet"]
-    rejected_count = int(re.search(r'data-report="rejected">(\d+)<', html).group(1))
+    rejected_count = int(re.search(r'data-report="rejected" data-value="(\d+)"', html).group(1))
     assert len(rejected) == rejected_count
     assert all(r[1].isdigit() and int(r[1]) >= 2 for r in rows[1:])
     imports_page = await (await client.get("/imports")).text()
@@ -233,7 +235,7 @@ async def test_campaign_confirmation_launch_pause_cancel(client, tokens) -> None
     campaign_url = await _campaign(client, token)
     confirm = await (await client.get(f"{campaign_url}/lancement")).text()
     assert "Confirmer le lancement" in confirm
-    assert 'data-plan="recipients"><strong>1</strong>' in confirm
+    assert 'data-plan="recipients" data-value="1"><strong>1</strong>' in confirm
     assert "uniquement un téléphone fixe" in confirm  # skipped, with its reason
     assert "Coût estimé" in confirm
     assert_forms_carry_csrf(confirm)
@@ -268,7 +270,7 @@ async def test_journal_filters_and_is_admin_only(client, tokens) -> None:
     assert "coordinator@ccas.test" in html
     assert "auth.login" not in html.split("<tbody>")[1]
     by_object = await (await client.get(f"/journal?objet=person&id={person.id}")).text()
-    assert "person.view" in by_object.split("<tbody>")[1]
+    assert "a consulté la fiche de Jeanne Martin" in by_object.split("<tbody>")[1]
     nothing = await (await client.get("/journal?du=2000-01-01&au=2000-01-02")).text()
     assert "0 événement(s)" in nothing
 

@@ -314,3 +314,31 @@ def test_default_email_template_renders() -> None:
     assert seen.links == ["tel:0800123456", URL]
     assert "CCAS d'Amiens" in "".join(seen.text)
     assert "http" not in email.html.replace(URL.replace("&", "&amp;"), "")  # no external resources
+
+
+@pytest.mark.parametrize("template", SMS_DEFAULTS, ids=lambda t: t.key)
+@pytest.mark.parametrize(
+    ("person", "greeting"),
+    [
+        (PersonVars("Madame", "Paulette", "ANDRE"), "Bonjour Madame Andre,"),
+        (PersonVars("", "PAULETTE", "ANDRE"), "Bonjour Paulette Andre,"),
+        (PersonVars("", "paulette", "andre"), "Bonjour Paulette Andre,"),
+        (PersonVars("Monsieur", "", "N'DIAYE-FALL"), "Bonjour Monsieur N'diaye-Fall,"),
+    ],
+    ids=["civility", "no-civility", "lower-case", "compound"],
+)
+def test_default_sms_greets_well_without_civility(template, person, greeting) -> None:
+    """Names in proper case, the first name when there is no civility: never "Bonjour ANDRE,"."""
+    text = render_sms(template.body, sample_vars(person=person), optout_mention=None).text
+    assert greeting in text
+    assert "ANDRE" not in text and "Bonjour ," not in text
+
+
+def test_default_email_greets_well_without_civility() -> None:
+    (template,) = [t for t in load_default_templates() if t.channel == "email"]
+    person = PersonVars("", "PAULETTE", "ANDRE")
+    email = render_email(
+        template.subject, template.body, template.body_html, sample_vars(person=person), URL
+    )
+    assert email.text.startswith("Bonjour Paulette Andre,")
+    assert "Bonjour Paulette Andre," in email.html

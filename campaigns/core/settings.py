@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=5, ge=1, le=50, validation_alias=_env("CAMPAIGNS_MAX_ATTEMPTS")
     )
+    # Hours after which an unconfirmed message with no receipt is put to a coordinator
+    # (re-send or close as not sent): receipts normally come within minutes.
+    receipt_window_hours: float = Field(
+        default=6, gt=0, le=24 * 30, validation_alias=_env("CAMPAIGNS_RECEIPT_WINDOW_HOURS")
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -211,6 +216,37 @@ def production_warnings(settings: Settings) -> list[str]:
             "répondre aux campagnes (un numéro virtuel Vonage est nécessaire)"
         )
     return warnings
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def public_url_warning(settings: Settings, host: str, port: int) -> str | None:
+    """A start-up warning when CAMPAIGNS_PUBLIC_URL cannot be where `serve` listens.
+
+    Alert and unsubscribe links are built from the public URL: one naming this machine on
+    another port than the one listened on leads nowhere. A public URL naming another host
+    (a proxy, a domain) cannot be checked from here and is trusted.
+    """
+    url = urlsplit(settings.public_url)
+    public_host = (url.hostname or "").lower()
+    if public_host not in _LOOPBACK:
+        return None
+    try:
+        public_port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        public_port = None
+    if public_port == port:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    if host in {"0.0.0.0", "::", ""}:
+        shown = "127.0.0.1"
+    return (
+        f"CAMPAIGNS_PUBLIC_URL ({settings.public_url}) ne correspond pas à l'adresse d'écoute "
+        f"(port {port}) : les liens des alertes et de désabonnement mèneront ailleurs. "
+        f"Définissez CAMPAIGNS_PUBLIC_URL=http://{shown}:{port} (ou l'adresse publique du "
+        "service)."
+    )
 
 
 def load_settings(env_file: str | Path | None = ".env") -> Settings:

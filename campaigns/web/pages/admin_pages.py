@@ -9,9 +9,12 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from campaigns import staff as staff_service
+from campaigns.core.audit_text import action_label, journal_lines, object_label, proper_name
 from campaigns.core.errors import DomainError
 from campaigns.dispatch.queries import OUTBOX_LIMIT, console_outbox
 from campaigns.models import Role
+from campaigns.registry import queries as registry_queries
+from campaigns.replies.simulation import simulate_reply
 from campaigns.rules.queues import QUEUE_LABELS
 from campaigns.staff import ADMINS, MANAGERS
 from campaigns.web.keys import RUNTIME
@@ -62,10 +65,15 @@ async def journal(request: web.Request) -> dict[str, Any]:
         criteria, offset=(page - 1) * JOURNAL_PAGE, limit=JOURNAL_PAGE
     )
     return {
-        "events": found.events,
+        "events": await journal_lines(found.events),
         "filters": filters,
-        "actions": found.actions,
-        "object_types": found.object_types,
+        "actions": sorted(
+            ((a, action_label(a)) for a in found.actions), key=lambda pair: pair[1].casefold()
+        ),
+        "object_types": sorted(
+            ((t, object_label(t)) for t in found.object_types),
+            key=lambda pair: pair[1].casefold(),
+        ),
         "total": found.total,
         "pager": h.pager(request, page, JOURNAL_PAGE, found.total),
     }
@@ -146,12 +154,53 @@ async def team_activation(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/equipe")
 
 
+# The outcome of the last simulated reply, shown once on the outbox page.
+SIMULATED_KEY = "simulated_reply"
+
+
 @router.page("GET", "/envoyes", MANAGERS, "outbox.html")
 async def outbox(request: web.Request) -> dict[str, Any]:
     settings = request.app[RUNTIME].settings
     records = await console_outbox(settings, limit=OUTBOX_LIMIT)
+    session = await get_session(request)
+    numbers = [r["to"] for r in records or [] if r.get("channel", "sms") == "sms" and r.get("to")]
     return {
         "console": records is not None,
         "records": records or [],
         "outbox_dir": str(settings.outbox_dir),
+        # The form offers the numbers messages went to: a reply comes from one of them.
+        "recent_numbers": list(dict.fromkeys(numbers))[:20],
+        "simulated": session.pop(SIMULATED_KEY, None),
+        "reply_labels": h.REPLY_LABELS,
     }
+
+
+@router.page("POST", "/envoyes/reponse", MANAGERS)
+async def outbox_simulate_reply(request: web.Request) -> web.StreamResponse:
+    """A reply typed by the coordinator, as if the person had answered (console mode only)."""
+    runtime = request.app[RUNTIME]
+    form = await h.form_data(request)
+    number, text = h.text(form, "number"), str(form.get("text", "")).strip()
+    try:
+        reply = await simulate_reply(runtime, number, text)
+    except DomainError as exc:
+        await h.flash(request, f"Réponse non simulée : {exc.detail}.", "error")
+        raise web.HTTPSeeOther("/envoyes") from None
+    name = None
+    if reply.person_id is not None:
+        # The result names the person to the coordinator: a view of their record.
+        person = await registry_queries.view_person(
+            reply.person_id, actor=h.actor(request), via="simulation"
+        )
+        name = " ".join(proper_name(n) for n in (person.first_name, person.last_name) if n)
+    session = await get_session(request)
+    session[SIMULATED_KEY] = {
+        "number": reply.msisdn,
+        "text": reply.text,
+        "label": h.REPLY_LABELS.get(reply.label or "", "non classée"),
+        "person_id": reply.person_id,
+        "person_name": name,
+        "escalation_id": reply.escalation_id,
+        "opt_out": reply.opt_out_requested,
+    }
+    raise web.HTTPSeeOther("/envoyes")

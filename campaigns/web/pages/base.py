@@ -102,7 +102,7 @@ def date_fr(value: date | datetime | str | None, *, tz: ZoneInfo | None = None) 
         return (value.astimezone(tz) if tz else value).strftime("%d/%m/%Y")
     if isinstance(value, str):
         try:
-            value = date.fromisoformat(value[:10])
+            return date.fromisoformat(value[:10]).strftime("%d/%m/%Y")
         except ValueError:
             return value
     return value.strftime("%d/%m/%Y")

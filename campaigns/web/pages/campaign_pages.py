@@ -9,16 +9,18 @@ from aiohttp import web
 
 from campaigns.campaign import launch as launching
 from campaigns.campaign import lifecycle as service
+from campaigns.campaign import preview
 from campaigns.campaign import queries as campaign_queries
 from campaigns.campaign import reports as campaign_reports
 from campaigns.campaign.progress import campaign_state, progress_percent
 from campaigns.core.errors import DomainError
+from campaigns.core.settings import Settings
 from campaigns.messages import template_store as store
 from campaigns.registry import audiences
 from campaigns.staff import MANAGERS
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
-from campaigns.web.pages.base import PageRouter
+from campaigns.web.pages.base import PageRouter, euros_fr, number_fr, percent_fr
 from campaigns.web.pages.funnel import FUNNEL_STEPS, funnel_svg
 
 router = PageRouter()
@@ -117,6 +119,10 @@ async def campaign_launch_confirm(request: web.Request) -> web.StreamResponse | 
     campaign = await service.get_campaign(campaign_id)
     try:
         plan = await launching.preview_launch(campaign_id, runtime)
+        samples = await preview.launch_samples(
+            campaign_id, runtime.settings, runtime.clock(), actor=h.actor(request)
+        )
+        blockers = await preview.launch_blockers(campaign_id, runtime.settings)
     except DomainError as exc:
         await h.flash(request, exc.detail, "error")
         raise web.HTTPSeeOther(f"/campagnes/{campaign_id}") from None
@@ -124,6 +130,10 @@ async def campaign_launch_confirm(request: web.Request) -> web.StreamResponse | 
     return {
         "campaign": campaign_reports.describe_campaign(campaign),
         "plan": plan,
+        "samples": [s.as_dict() for s in samples],
+        "blockers": blockers,
+        "encodings_explained": preview.ENCODING_EXPLAINED,
+        "price_per_part": campaign.price_per_part,
         "version": version,
         "skip_labels": h.SKIP_REASON_LABELS,
         "channel_labels": h.CHANNEL_LABELS,
@@ -139,6 +149,11 @@ async def campaign_launch(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"/campagnes/{campaign_id}/lancement")
     runtime = request.app[RUNTIME]
     try:
+        blockers = await preview.launch_blockers(campaign_id, runtime.settings)
+        if blockers:
+            # A placeholder number sent to thousands cannot be taken back: refused here.
+            await h.flash(request, "Lancement refusé. " + " ".join(blockers), "error")
+            raise web.HTTPSeeOther(f"/campagnes/{campaign_id}/lancement")
         result = await launching.launch(campaign_id, actor=h.actor(request), runtime=runtime)
     except DomainError as exc:
         await h.flash(request, exc.detail, "error")
@@ -148,12 +163,40 @@ async def campaign_launch(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/campagnes/{campaign_id}")
 
 
+def live_figures(state: dict[str, Any], settings: Settings) -> dict[str, str]:
+    """The figures that move while a campaign sends, as the page prints them (French formats).
+
+    The console providers send nothing, so no delivery receipt can ever come: a rate of
+    0 % would look like a failure, the page says why there is none instead.
+    """
+    provider = settings.sms_provider if state["channel"] == "sms" else settings.email_provider
+    rate = state.get("delivery_rate")
+    if provider == "console":
+        delivery = "sans accusé de réception (mode console)"
+    else:
+        delivery = percent_fr(rate) if rate is not None else "—"
+    return {
+        "recipients": number_fr(state["recipients"]),
+        "parts_sent": number_fr(state["parts_sent"]),
+        "cost_estimate": euros_fr(state["cost_estimate"]["total"]),
+        "cost_actual": euros_fr(state["cost_actual"]),
+        "delivery": delivery,
+    }
+
+
+async def _state(request: web.Request) -> dict[str, Any]:
+    runtime = request.app[RUNTIME]
+    # The runtime's clock, not the machine's: the send window is judged on the service's time.
+    now = runtime.clock()
+    state = await campaign_state(_campaign_id(request), runtime.settings, now)
+    state["figures"] = live_figures(state, runtime.settings)
+    return state
+
+
 @router.page("GET", "/campagnes/{id}", MANAGERS, "campaign.html")
 async def campaign_page(request: web.Request) -> dict[str, Any]:
-    campaign_id = _campaign_id(request)
-    settings = request.app[RUNTIME].settings
-    state = await campaign_state(campaign_id, settings)
-    failures = await campaign_queries.recent_failures(campaign_id, limit=100)
+    state = await _state(request)
+    failures = await campaign_queries.recent_failures(state["id"], limit=100)
     reasons: dict[str, int] = {}
     for message in failures:
         key = message.error or h.MESSAGE_STATUS_LABELS[message.status.value]
@@ -172,8 +215,11 @@ async def campaign_page(request: web.Request) -> dict[str, Any]:
 
 @router.page("GET", "/campagnes/{id}/etat", MANAGERS)
 async def campaign_state_json(request: web.Request) -> web.StreamResponse:
-    state = await campaign_state(_campaign_id(request), request.app[RUNTIME].settings)
-    keys = ("id", "status", "status_label", "status_reason", "progress_percent", "counts", "funnel")
+    state = await _state(request)
+    keys = (
+        "id", "status", "status_label", "status_reason", "progress_percent", "counts", "funnel",
+        "figures",
+    )  # fmt: skip
     return web.json_response({k: state[k] for k in keys})
 
 

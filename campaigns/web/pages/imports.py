@@ -13,10 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
+from campaigns.core.csv_cells import safe_row
 from campaigns.core.errors import DomainError
 from campaigns.models.registry import SEGMENTS
 from campaigns.registry import queries as registry_queries
 from campaigns.registry.importer import check_segment, import_register
+from campaigns.registry.register_issues import REASONS
 from campaigns.staff import MANAGERS
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import PageRouter
@@ -145,10 +147,49 @@ async def start_import(request: web.Request) -> web.StreamResponse | dict[str, A
     raise web.HTTPSeeOther(f"/imports/{job.id}")
 
 
+# The encodings the register reader reports, as a CCAS user knows them.
+ENCODING_LABELS = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8 (export Excel « CSV UTF-8 »)",
+    "cp1252": "Windows (ANSI, export Excel « CSV séparateur point-virgule »)",
+    "windows-1252": "Windows (ANSI, export Excel « CSV séparateur point-virgule »)",
+    "utf-16": "Unicode (export Excel « Texte Unicode »)",
+}
+
+
+def issue_groups(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issues grouped by reason, the most frequent first, each with its French label.
+
+    A register of thousands of lines may carry hundreds of identical warnings: the page
+    shows one line per reason with its count, the lines themselves folded under it.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for issue in issues:
+        reason = str(issue.get("reason", ""))
+        group = groups.setdefault(
+            reason,
+            {"reason": reason, "label": REASONS.get(reason, "Autre motif"), "items": []},
+        )
+        group["items"].append(issue)
+    ordered = sorted(groups.values(), key=lambda g: (-len(g["items"]), g["label"]))
+    for group in ordered:
+        group["count"] = len(group["items"])
+    return ordered
+
+
 @router.page("GET", "/imports/{job}", MANAGERS, "import_job.html")
 async def import_job_page(request: web.Request) -> dict[str, Any]:
     job = _job(request)
-    return {"job": job, "report": job.report, "segment_labels": h.SEGMENT_LABELS}
+    report = job.report or {}
+    encoding = str(report.get("encoding") or "")
+    return {
+        "job": job,
+        "report": job.report,
+        "rejected_groups": issue_groups(report.get("rejected", [])),
+        "warning_groups": issue_groups(report.get("warnings", [])),
+        "encoding_label": ENCODING_LABELS.get(encoding.lower(), encoding or "—"),
+        "segment_labels": h.SEGMENT_LABELS,
+    }
 
 
 @router.page("GET", "/imports/{job}/etat", MANAGERS)
@@ -163,10 +204,13 @@ def report_csv(report: dict[str, Any]) -> str:
     """The rejected rows and warnings, one per line, as a French spreadsheet opens them."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["type", "ligne", "motif", "détail"])
+    writer.writerow(["type", "ligne", "motif", "détail", "code"])
     for kind, key in (("rejet", "rejected"), ("avertissement", "warnings")):
         for issue in report.get(key, []):
-            writer.writerow([kind, issue["line"], issue["reason"], issue.get("detail", "")])
+            label = REASONS.get(issue["reason"], issue["reason"])
+            writer.writerow(
+                safe_row([kind, issue["line"], label, issue.get("detail", ""), issue["reason"]])
+            )
     return buffer.getvalue()
 
 

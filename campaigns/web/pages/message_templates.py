@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from campaigns.campaign.preview import ENCODING_EXPLAINED
 from campaigns.core.errors import DomainError
 from campaigns.messages import template_store as store
 from campaigns.registry import people
@@ -52,7 +53,7 @@ async def _editor_context(
     preview_error = None
     if values.get("body"):
         try:
-            preview = store.preview(
+            preview = await store.preview_off_loop(
                 values["channel"],
                 store.TemplateContent(
                     values["body"], values.get("subject") or None, None, values["fold_accents"]
@@ -72,6 +73,7 @@ async def _editor_context(
         "runs": highlight(preview["text"], preview["ucs2_chars"]) if preview else [],
         "people": choices["items"],
         "price_per_part": str(price),
+        "encodings_explained": ENCODING_EXPLAINED,
         "cost_per_recipient": str(price * (preview["segments"] if preview else 0)),
         "channel_labels": h.CHANNEL_LABELS,
     }

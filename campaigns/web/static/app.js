@@ -55,6 +55,23 @@ function updateFunnel(funnel) {
   });
 }
 
+// Counts, parts sent, cost and why the campaign waits, formatted by the server (French).
+function updateFigures(id, data) {
+  const french = new Intl.NumberFormat("fr-FR");
+  document.querySelectorAll(`[data-count-campaign="${id}"]`).forEach((cell) => {
+    const value = (data.counts || {})[cell.dataset.status];
+    // The server groups thousands with a no-break space, Intl with a narrow one: same look.
+    if (value !== undefined) cell.textContent = french.format(value).replace(/\u202f/g, "\u00a0");
+  });
+  document.querySelectorAll(`[data-figure-campaign="${id}"]`).forEach((cell) => {
+    const value = (data.figures || {})[cell.dataset.figure];
+    if (value !== undefined) cell.textContent = value;
+  });
+  document.querySelectorAll(`[data-reason-campaign="${id}"]`).forEach((cell) => {
+    cell.textContent = data.status_reason ? ` — ${data.status_reason}` : "";
+  });
+}
+
 function pollProgress() {
   const ids = new Set();
   document.querySelectorAll("[data-progress-campaign]").forEach((bar) => ids.add(bar.dataset.progressCampaign));
@@ -71,13 +88,10 @@ function pollProgress() {
       document.querySelectorAll(`[data-progress-label="${id}"]`).forEach((label) => {
         label.textContent = `${percent} %`;
       });
-      document.querySelectorAll(`[data-count-campaign="${id}"]`).forEach((cell) => {
-        const value = (data.counts || {})[cell.dataset.status];
-        if (value !== undefined) cell.textContent = value;
-      });
       document.querySelectorAll(`[data-status-campaign="${id}"]`).forEach((status) => {
         if (data.status_label) status.textContent = data.status_label;
       });
+      updateFigures(id, data);
       updateFunnel(data.funnel);
       // The campaign page offers actions for the status it was drawn with: redraw on change.
       const live = document.querySelector(`[data-campaign-live="${id}"]`);
@@ -99,10 +113,7 @@ async function updateFunnelLater(id) {
   if (!response.ok) return;
   const data = await response.json();
   updateFunnel(data.funnel);
-  document.querySelectorAll(`[data-count-campaign="${id}"]`).forEach((cell) => {
-    const value = (data.counts || {})[cell.dataset.status];
-    if (value !== undefined) cell.textContent = value;
-  });
+  updateFigures(id, data);
   setTimeout(() => updateFunnelLater(id), 10000);
 }
 
@@ -153,7 +164,9 @@ function bindAudienceBuilder() {
   const refresh = debounce(async () => {
     const result = await postJSON("/api/v1/audiences/count", { filter: audienceFilter(form) });
     if (result.ok) {
-      output.textContent = String(result.body.count);
+      output.textContent = new Intl.NumberFormat("fr-FR")
+        .format(result.body.count)
+        .replace(/\u202f/g, "\u00a0");
       error.textContent = "";
     } else {
       output.textContent = "—";
@@ -222,6 +235,13 @@ function bindTemplateEditor() {
     el("preview-error").textContent = "";
     highlighted(el("preview-text"), data.text, data.ucs2_chars || []);
     el("preview-encoding").textContent = data.encoding || "—";
+    const help = el("preview-encoding-help");
+    if (help) {
+      const explained = { "GSM-7": help.dataset.gsm7, "UCS-2": help.dataset.ucs2 }[data.encoding];
+      help.textContent = explained ? `— ${explained}` : "";
+    }
+    const chars = el("preview-chars");
+    if (chars) chars.textContent = String([...(data.text || "")].length);
     el("preview-segments").textContent = String(data.segments);
     const ucs2 = el("preview-ucs2");
     ucs2.replaceChildren();
@@ -233,7 +253,7 @@ function bindTemplateEditor() {
       ucs2.appendChild(mark);
       ucs2.appendChild(document.createTextNode(" "));
     });
-    el("preview-cost").textContent = `${(price * data.segments).toFixed(4)} €`;
+    el("preview-cost").textContent = `${(price * data.segments).toFixed(4).replace(".", ",")}\u00a0€`;
     const parts = el("preview-parts");
     parts.replaceChildren();
     (data.parts || []).forEach((part) => {
