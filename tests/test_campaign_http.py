@@ -8,6 +8,7 @@ import pytest
 
 from campaigns.core.runtime import Runtime
 from campaigns.models import Audience, AuditEvent, Campaign, CampaignStatus, Message
+from campaigns.web.keys import RUNTIME
 from tests.campaign_support import SIMPLE, RecordingQueue, person
 
 # --- over HTTP ---------------------------------------------------------------------------
@@ -146,3 +147,27 @@ async def test_caseworkers_get_403_on_campaign_routes(client, tokens, recorded) 
         response = await client.request(method, path, json={}, headers=headers)
         assert response.status == 403, (method, path)
     assert (await Campaign.get(id=created["id"])).status == CampaignStatus.DRAFT
+
+
+async def test_the_api_refuses_a_launch_with_the_placeholder_hotline(
+    client, tokens, recorded
+) -> None:
+    """A placeholder number sent to thousands cannot be taken back: the API refuses it too."""
+    headers = tokens.headers("coordinator")
+    await person("Alpha", mobile="+33612345601")
+    runtime = client.app[RUNTIME]
+    runtime.settings = runtime.settings.model_copy(update={"ccas_hotline": "0800 000 000"})
+    template = await client.post(
+        "/api/v1/templates",
+        json={"name": "Ligne", "channel": "sms", "body": "Appelez le {{ ccas.hotline }}"},
+        headers=headers,
+    )
+    assert template.status == 201, await template.text()
+    created = await _api_campaign(
+        client, headers, sender="+33612000000", template_id=(await template.json())["id"]
+    )
+    refused = await client.post(f"/api/v1/campaigns/{created['id']}/launch", headers=headers)
+    assert refused.status == 409
+    body = await refused.json()
+    assert body["error"] == "placeholder" and "0800 000 000" in body["detail"]
+    assert not await Message.exists(campaign_id=created["id"])

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from campaigns import staff as staff_service
 from campaigns.core.db import database
-from campaigns.core.settings import Settings, load_settings
+from campaigns.core.settings import Settings, load_settings, public_url_warning
 from campaigns.models import Role, Staff
 from campaigns.web.app import create_app
 from workers.runtime import build_runtime, close_runtime
@@ -76,6 +76,8 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         print(f"campaigns écoute sur http://{host}:{port}", flush=True)
+        if warning := public_url_warning(settings, host, port):
+            print(f"Attention : {warning}", file=sys.stderr, flush=True)
         if password is not None:
             # Last, so that it is what a newcomer sees without scrolling.
             print(

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from campaigns.campaign import launch as campaign_launch
 from campaigns.campaign import lifecycle as service
 from campaigns.campaign import reports as campaign_reports
+from campaigns.campaign.preview import launch_blockers
 from campaigns.campaign.progress import campaign_state
 from campaigns.core import audit
-from campaigns.core.errors import Invalid
+from campaigns.core.errors import Conflict, Invalid
 from campaigns.models import CampaignStatus, MessageStatus
 from campaigns.staff import MANAGERS, actor_for
 from campaigns.web.http import (
@@ -145,6 +146,10 @@ async def preview_launch(request: web.Request) -> web.Response:
 async def launch(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     actor = actor_for(current_staff(request))
+    blockers = await launch_blockers(int_param(request, "id"), runtime.settings)
+    if blockers:
+        # A placeholder number sent to thousands cannot be taken back: refused here too.
+        raise Conflict(" ".join(blockers), code="placeholder")
     return json_response(
         await campaign_launch.launch(int_param(request, "id"), actor=actor, runtime=runtime)
     )
