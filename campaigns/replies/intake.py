@@ -18,6 +18,7 @@ from tortoise import connections
 from tortoise.models import Model
 
 from campaigns.core.audit import Actor
+from campaigns.core.batch_insert import db_row
 from campaigns.core.db import placeholders
 from campaigns.models import InboundPart, MessageStatus, OptOut, Reply
 from providers.base import InboundSms
@@ -31,9 +32,16 @@ __all__ = [
     "Received",
     "RetryLater",
     "assemble_parts",
+    "assembled_values",
+    "db_row",
+    "decode_part_rows",
     "enqueue_processing",
+    "existing",
     "finalise_incomplete",
+    "job_id",
+    "part_values",
     "receive_inbound",
+    "single_values",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,7 @@ class Received:
 
 
 def job_id(reply_id: int) -> str:
+    """The processing job's id: one job per reply, however often it is queued."""
     return f"{PROCESS_JOB}:{reply_id}"
 
 
@@ -89,19 +98,7 @@ async def _insert_new(model: type[Model], values: dict[str, Any], now: datetime)
     """
     meta = model._meta
     conn = connections.get(meta.default_connection or "default")
-    row: dict[str, Any] = {}
-    for name, field in meta.fields_map.items():
-        if name == meta.pk_attr or name not in meta.fields_db_projection:
-            continue
-        if name in values:
-            value = values[name]
-        elif getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
-            value = now
-        else:
-            value = field.default() if callable(field.default) else field.default
-        if value is None and field.null:
-            continue
-        row[meta.fields_db_projection[name]] = field.to_db_value(value, None)
+    row = db_row(model, values, now)
     sql = _insert_sql(meta.db_table, tuple(row), tuple(placeholders(len(row), conn)))
     rows = await conn.execute_query_dict(sql, list(row.values()))
     return int(rows[0]["id"]) if rows else None
@@ -116,22 +113,52 @@ def _insert_sql(table: str, columns: tuple[str, ...], marks: tuple[str, ...]) ->
     )
 
 
+def single_values(sms: InboundSms, now: datetime) -> dict[str, Any]:
+    """The reply row of a one-part SMS."""
+    return {
+        "provider_message_id": sms.message_id,
+        "msisdn": sms.msisdn,
+        "to": sms.to or None,
+        "text": sms.text,
+        "received_at": sms.received_at or now,
+        "payload": dict(sms.raw),
+    }
+
+
+def part_values(sms: InboundSms, now: datetime) -> dict[str, Any]:
+    """The inbound_part row of one part of a long SMS."""
+    assert sms.concat is not None
+    return {
+        "provider_message_id": sms.message_id,
+        "msisdn": sms.msisdn,
+        "concat_ref": str(sms.concat.ref),
+        "total": sms.concat.total,
+        "part": sms.concat.part,
+        "text": sms.text,
+        "received_at": now,
+        "payload": _part_payload(sms),
+    }
+
+
 async def _store_single(sms: InboundSms, now: datetime) -> Received:
-    reply_id = await _insert_new(
-        Reply,
-        {
-            "provider_message_id": sms.message_id,
-            "msisdn": sms.msisdn,
-            "to": sms.to or None,
-            "text": sms.text,
-            "received_at": sms.received_at or now,
-            "payload": dict(sms.raw),
-        },
-        now,
-    )
+    reply_id = await _insert_new(Reply, single_values(sms, now), now)
     if reply_id is None:
         return await _existing(sms.message_id)
     return Received(reply_id, duplicate=False)
+
+
+async def existing(provider_message_ids: list[str]) -> dict[str, Received]:
+    """What is already stored under these provider ids: the reply to (re)queue, if pending."""
+    rows = await Reply.filter(provider_message_id__in=provider_message_ids).values(
+        "id", "provider_message_id", "processed_at"
+    )
+    # An earlier attempt may have stored it and then failed to queue it: queue it again.
+    return {
+        row["provider_message_id"]: Received(
+            row["id"] if row["processed_at"] is None else None, duplicate=True
+        )
+        for row in rows
+    }
 
 
 async def _existing(provider_message_id: str) -> Received:
@@ -145,20 +172,7 @@ async def _existing(provider_message_id: str) -> Received:
 
 async def _store_part(sms: InboundSms, now: datetime) -> Received:
     assert sms.concat is not None
-    part_id = await _insert_new(
-        InboundPart,
-        {
-            "provider_message_id": sms.message_id,
-            "msisdn": sms.msisdn,
-            "concat_ref": str(sms.concat.ref),
-            "total": sms.concat.total,
-            "part": sms.concat.part,
-            "text": sms.text,
-            "received_at": now,
-            "payload": _part_payload(sms),
-        },
-        now,
-    )
+    part_id = await _insert_new(InboundPart, part_values(sms, now), now)
     # Counted after the insert committed, so two processes storing the last two parts at
     # once both see the whole set (inside one transaction each would see only its own);
     # both then assemble and the reply's unique id keeps one.
@@ -195,6 +209,22 @@ async def assemble_parts(
     reply was already processed). Missing parts are written MISSING_PART.
     """
     parts = await _waiting_parts(msisdn, concat_ref, total)
+    values = assembled_values(msisdn, total, parts, force=force)
+    if values is None:
+        return None
+    first_id = values["provider_message_id"]
+    reply_id = await _insert_new(Reply, values, now)
+    if reply_id is None:
+        reply_id = (await _existing(first_id)).reply_id
+    await InboundPart.filter(id__in=[part["id"] for part in parts]).update(assembled=True)
+    return reply_id
+
+
+def assembled_values(
+    msisdn: str, total: int, parts: list[dict[str, Any]], *, force: bool = False
+) -> dict[str, Any] | None:
+    """The reply row a long SMS's waiting parts make, or None while parts are missing
+    (unless force: missing parts are then written MISSING_PART)."""
     by_number: dict[int, dict[str, Any]] = {}
     for part in parts:
         by_number.setdefault(part["part"], part)
@@ -205,27 +235,28 @@ async def assemble_parts(
     text = "".join(
         by_number[n]["text"] if n in by_number else MISSING_PART for n in range(1, total + 1)
     )
-    received_at = _provider_time(first["payload"]) or first["received_at"]
     # The first present part's messageId names the reply: Vonage's concat-ref is reused over
     # time, a messageId never is.
-    reply_id = await _insert_new(
-        Reply,
-        {
-            "provider_message_id": first["provider_message_id"],
-            "msisdn": msisdn,
-            "to": str(first["payload"].get("to") or "").strip() or None,
-            "text": text,
-            "received_at": received_at,
-            "parts": total,
-            "complete": len(by_number) == total,
-            "payload": {"parts": [_raw_request(part["payload"]) for part in ordered]},
-        },
-        now,
-    )
-    if reply_id is None:
-        reply_id = (await _existing(first["provider_message_id"])).reply_id
-    await InboundPart.filter(id__in=[part["id"] for part in parts]).update(assembled=True)
-    return reply_id
+    return {
+        "provider_message_id": first["provider_message_id"],
+        "msisdn": msisdn,
+        "to": str(first["payload"].get("to") or "").strip() or None,
+        "text": text,
+        "received_at": _provider_time(first["payload"]) or first["received_at"],
+        "parts": total,
+        "complete": len(by_number) == total,
+        "payload": {"parts": [_raw_request(part["payload"]) for part in ordered]},
+    }
+
+
+def decode_part_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Part rows read with plain SQL, their payload and time as the ORM would give them."""
+    field = InboundPart._meta.fields_map["received_at"]
+    for row in rows:
+        payload = row["payload"]
+        row["payload"] = json.loads(payload) if isinstance(payload, str | bytes) else payload
+        row["received_at"] = field.to_python_value(row["received_at"])
+    return rows
 
 
 async def _waiting_parts(msisdn: str, concat_ref: str, total: int) -> list[dict[str, Any]]:
@@ -237,13 +268,7 @@ async def _waiting_parts(msisdn: str, concat_ref: str, total: int) -> list[dict[
         f'FROM "inbound_part" WHERE "msisdn" = {one} AND "concat_ref" = {two} '
         f'AND "total" = {three} AND NOT "assembled" ORDER BY "part", "id"'
     )
-    rows = await conn.execute_query_dict(sql, [msisdn, concat_ref, total])
-    field = InboundPart._meta.fields_map["received_at"]
-    for row in rows:
-        payload = row["payload"]
-        row["payload"] = json.loads(payload) if isinstance(payload, str | bytes) else payload
-        row["received_at"] = field.to_python_value(row["received_at"])
-    return rows
+    return decode_part_rows(await conn.execute_query_dict(sql, [msisdn, concat_ref, total]))
 
 
 async def enqueue_processing(runtime: Runtime, reply_id: int) -> bool:

@@ -1,20 +1,22 @@
-"""Vonage's inbound SMS webhook: verify, store, queue and answer 2xx fast; the job does the rest."""
+"""Vonage's inbound SMS webhook: verify, store (group-committed), queue and answer 2xx fast.
+
+The job does the rest. A 204 means the request is stored; Vonage's identical retry of a
+stored request gets a 204 again. A request Vonage signed whose content we cannot read is
+stored raw for a person (see campaigns.replies.intake_batch.store_odd), never refused.
+"""
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
-from campaigns.replies.intake import enqueue_processing, receive_inbound
 from campaigns.web.errors import error_response
-from campaigns.web.http import ApiRouter
 from campaigns.web.keys import RUNTIME
+from campaigns.web.webhooks.commit import Item, WebhookRouter, submit, unavailable
 from campaigns.web.webhooks.requests import NONCE_STORE, check_request, nonce_store, read_params
 from providers.vonage.payloads import PayloadError, parse_inbound
 from providers.vonage.signatures import SignatureError
 
-router = ApiRouter("webhooks")
+router = WebhookRouter("webhooks")
 
 INBOUND_PATH = "/webhooks/vonage/inbound"
 
@@ -26,21 +28,18 @@ async def inbound(request: web.Request) -> web.Response:
     checked = await check_request(request, runtime)
     if isinstance(checked, web.Response):
         return checked
-    params, nonce = checked.params, checked.nonce
     try:
-        sms = parse_inbound(params)
+        item = Item("inbound", parse_inbound(checked.params), checked.nonce, checked.fingerprint)
     except PayloadError as exc:
-        return error_response(request, 400, exc.code, exc.detail)
-    received = await receive_inbound(sms, now=runtime.clock())
-    # The nonce is recorded once the reply is safely stored: a request that failed before
-    # (a 5xx makes Vonage retry) must not see its retry refused as a replay. Storing twice
-    # is harmless (unique messageId), and so is queueing twice (one job id per reply): the
-    # nonce check and the queueing go to Redis side by side.
-    pending = [nonce_store(runtime).seen(nonce)] if nonce else []
-    if received.reply_id is not None:
-        pending.append(enqueue_processing(runtime, received.reply_id))
-    results = await asyncio.gather(*pending)
-    if nonce and results[0]:
+        if not checked.signed:
+            return error_response(request, 400, exc.code, exc.detail)
+        problem = {"code": exc.code, "detail": exc.detail, "field": exc.field}
+        item = Item("odd", (checked.params, problem), checked.nonce, checked.fingerprint)
+    try:
+        stored = await submit(request, item)
+    except Exception:
+        return unavailable(request)
+    if stored.replayed:
         return error_response(
             request, 401, "replayed_nonce", SignatureError("replayed_nonce").detail
         )

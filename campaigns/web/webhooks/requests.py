@@ -65,6 +65,14 @@ class Checked:
     # To record once the request's effect is stored (not before: Vonage's retry of a
     # request that failed with a 5xx carries the same nonce).
     nonce: str
+    # The signature: the same nonce with the same signature is the same request again
+    # (Vonage retrying after a lost answer), not a replay.
+    fingerprint: str = ""
+
+    @property
+    def signed(self) -> bool:
+        """The signature was checked: Vonage sent it, whatever its content."""
+        return bool(self.fingerprint)
 
 
 async def check_request(request: web.Request, runtime: Runtime) -> Checked | web.Response:
@@ -88,4 +96,5 @@ async def check_request(request: web.Request, runtime: Runtime) -> Checked | web
         except SignatureError as exc:
             return error_response(request, 401, exc.code, exc.detail)
         nonce = params.get("nonce", "").strip()
+        return Checked(params, nonce, params.get("sig", "").strip().lower() or "signed")
     return Checked(params, nonce)
