@@ -15,7 +15,8 @@ __all__ = ["flag_overdue_escalations", "wake_snoozed_escalations"]
 
 
 def _runtime(ctx: dict[str, Any]) -> Runtime:
-    return ctx["runtime"]
+    runtime: Runtime = ctx["runtime"]
+    return runtime
 
 
 async def wake_snoozed_escalations(ctx: dict[str, Any]) -> int:

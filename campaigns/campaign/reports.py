@@ -12,9 +12,11 @@ from typing import Any
 from tortoise.functions import Count, Sum
 
 from campaigns.campaign.lifecycle import STATUS_LABELS, campaign_warnings, get_campaign, money
+from campaigns.core.clock import utcnow
 from campaigns.core.csv_cells import safe_row
 from campaigns.core.errors import Invalid
 from campaigns.core.settings import Settings
+from campaigns.dispatch import settle
 from campaigns.models import (
     Campaign,
     CampaignRun,
@@ -28,8 +30,14 @@ from campaigns.models import (
 CSV_PAGE = 1000
 
 
-async def campaign_stats(campaign_id: int, settings: Settings | None = None) -> dict[str, Any]:
-    """Everything the campaign page shows: status, counts, parts, costs, delivery, warnings."""
+async def campaign_stats(
+    campaign_id: int, settings: Settings | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Everything the campaign page shows: status, counts, parts, costs, delivery, warnings.
+
+    `unconfirmed_overdue`: messages still unconfirmed after the receipt window, which a
+    coordinator must re-send or close (see `campaigns.dispatch.settle`).
+    """
     campaign = await get_campaign(campaign_id)
     rows = (
         await Message.filter(campaign_id=campaign.id)
@@ -100,8 +108,15 @@ async def campaign_stats(campaign_id: int, settings: Settings | None = None) -> 
             for run in runs
         ],
     )
+    hours = settings.receipt_window_hours if settings else settle.DEFAULT_WINDOW_HOURS
+    overdue = 0
+    if counts[MessageStatus.UNCONFIRMED.value]:
+        overdue = await settle.unconfirmed_overdue(campaign.id, now or utcnow(), hours)
+    data["unconfirmed_overdue"] = overdue
     if settings is not None:
         data["warnings"] = campaign_warnings(campaign, settings)
+        if overdue:
+            data["warnings"].append(settle.overdue_warning(overdue, hours))
     return data
 
 
@@ -218,9 +233,7 @@ async def messages_csv(campaign_id: int, *, status: str | None = None) -> AsyncI
         if not rows:
             return
         last = rows[-1]["id"]
-        yield _csv_lines(
-            [[_csv_cell(row[c]) for c in CSV_COLUMNS] for row in rows]  # type: ignore[misc]
-        )
+        yield _csv_lines([[_csv_cell(row[c]) for c in CSV_COLUMNS] for row in rows])
 
 
 def _csv_cell(value: Any) -> str:

@@ -12,10 +12,11 @@ async def eligible_referent(person_id: int | None, queue: str) -> Staff | None:
     """The person's référent when an active caseworker who works this queue."""
     if person_id is None:
         return None
-    email = await Person.filter(id=person_id).values_list("referent_email", flat=True)
-    if not email or not email[0]:
+    emails = await Person.filter(id=person_id).values_list("referent_email", flat=True)
+    email = str(emails[0] or "") if emails else ""
+    if not email:
         return None
-    staff = await Staff.get_or_none(email=email[0].strip().lower(), active=True)
+    staff = await Staff.get_or_none(email=email.strip().lower(), active=True)
     if staff is None or staff.role is not Role.CASEWORKER or not staff.works(queue):
         return None
     return staff

@@ -123,14 +123,14 @@ async def _claim_next_conditional(staff: Staff, queue: str, now: datetime) -> in
         )
         if not ids:
             return None
-        for candidate in ids:
+        for candidate in (int(str(i)) for i in ids):
             changed = (
                 await _claimable(staff, queue)
                 .filter(id=candidate)
                 .update(status=S.CLAIMED, assignee_id=staff.id, claimed_at=now, updated_at=now)
             )
             if changed == 1:
-                return int(candidate)
+                return candidate
     return None
 
 

@@ -114,6 +114,7 @@ class Escalation(Model):
     assignee: fields.ForeignKeyNullableRelation[Any] = fields.ForeignKeyField(
         "models.Staff", related_name="escalations", null=True, on_delete=fields.SET_NULL
     )
+    assignee_id: int | None  # the column tortoise adds for the relation above
     due_at = fields.DatetimeField()
     snoozed_until = fields.DatetimeField(null=True)
     outcome = fields.CharField(max_length=40, null=True)

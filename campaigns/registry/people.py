@@ -189,9 +189,10 @@ async def search(
 
 async def _opt_outs(person: Person) -> dict[str, bool]:
     addresses = [a for a in (person.mobile, person.landline, person.email) if a]
-    blocked = set(
-        await OptOut.filter(address__in=addresses, active=True).values_list("address", flat=True)
+    found = await OptOut.filter(address__in=addresses, active=True).values_list(
+        "address", flat=True
     )
+    blocked = {str(address) for address in found}
     return {address: address in blocked for address in addresses}
 
 

@@ -55,7 +55,7 @@ class AudienceCreated(BaseModel):
 class AudienceOut(BaseModel):
     id: int
     name: str
-    filter: dict
+    filter: dict[str, Any]
     created_by_id: int | None
     created_at: str | None
     count: int | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -64,7 +64,7 @@ class TestSendRequest(BaseModel):
 
 class LaunchOut(BaseModel):
     status: str
-    run: dict | None
+    run: dict[str, Any] | None
     recipients: int | None = None
     skipped_by_reason: dict[str, int] | None = None
     parts: int | None = None

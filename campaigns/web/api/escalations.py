@@ -233,7 +233,7 @@ async def list_escalations(request: web.Request) -> web.Response:
     )
     items = [_summary(row, now) for row in rows]
     return json_response(
-        EscalationList(items=items, page=page, limit=limit).model_dump(mode="json")  # type: ignore[arg-type]
+        EscalationList(items=items, page=page, limit=limit).model_dump(mode="json")
     )
 
 

@@ -74,7 +74,7 @@ async def campaign_new(request: web.Request) -> dict[str, Any]:
 @router.page("POST", "/campagnes", MANAGERS, "campaign_new.html")
 async def campaign_create(request: web.Request) -> web.StreamResponse | dict[str, Any]:
     form = await h.form_data(request)
-    values = {
+    values: dict[str, Any] = {
         "name": h.text(form, "name"),
         "template_id": h.int_or_none(h.text(form, "template_id")),
         "audience_id": h.int_or_none(h.text(form, "audience_id")),

@@ -90,7 +90,9 @@ async def person_page(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _edit_context(person: dict[str, Any], values: dict[str, Any], error: str | None) -> dict:
+def _edit_context(
+    person: dict[str, Any], values: dict[str, Any], error: str | None
+) -> dict[str, Any]:
     return {"person": person, "fields": EDITABLE, "values": values, "error": error}
 
 
