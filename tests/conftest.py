@@ -112,9 +112,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         CAMPAIGNS_DATABASE_URL=db_url,
         CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
         CAMPAIGNS_SECRET_KEY="k" * 32,
-        # A configured CCAS: a placeholder hotline or name refuses a launch.
-        CAMPAIGNS_CCAS_NAME="CCAS de Test-sur-Mer",
-        CAMPAIGNS_CCAS_HOTLINE="0 800 12 34 56",
         _env_file=None,  # type: ignore[call-arg]
     )
 

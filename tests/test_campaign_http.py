@@ -16,7 +16,13 @@ from tests.campaign_support import SIMPLE, RecordingQueue, person
 
 @pytest.fixture
 def recorded(runtime: Runtime) -> Any:
-    """The app's runtime with a recording queue, so launches here send nothing."""
+    """The app's runtime with a recording queue, so launches here send nothing.
+
+    The CCAS is configured: the API refuses to launch with the placeholder hotline.
+    """
+    runtime.settings = runtime.settings.model_copy(
+        update={"ccas_name": "CCAS de Test-sur-Mer", "ccas_hotline": "0 800 12 34 56"}
+    )
     original = runtime.queue
     runtime.queue = RecordingQueue()  # type: ignore[assignment]
     yield runtime.queue

@@ -86,6 +86,9 @@ async def app_runtime(
         CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
         CAMPAIGNS_SECRET_KEY="k" * 32,
         CAMPAIGNS_QUEUE_NAME=queue_name,
+        # A configured CCAS: the API refuses to launch with the placeholder hotline.
+        CAMPAIGNS_CCAS_NAME="CCAS de Test-sur-Mer",
+        CAMPAIGNS_CCAS_HOTLINE="0 800 12 34 56",
         _env_file=None,  # type: ignore[call-arg]
     )
     runtime = await build_runtime(settings)
