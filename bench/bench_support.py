@@ -1,11 +1,14 @@
-"""What the launch and dispatch benchmarks share: the server, its admin connection, names."""
+"""What the benchmarks share: the server, its admin connection, names, how figures are printed."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -71,3 +74,67 @@ async def copy_people(
     finally:
         await conn.close()
     return mobiles
+
+
+# --- figures for bench/run_all.py ---------------------------------------------------------
+
+RESULT_PREFIX = "RESULT "
+
+
+def emit_result(figures: Iterable[dict[str, Any]]) -> None:
+    """Print the run's figures as one machine-readable line, last, for bench/run_all.py.
+
+    Each figure: name, value, unit, and a ceiling (same unit) when one was measured in the
+    same run; the ratio is value / ceiling.
+    """
+    rows = []
+    for f in figures:
+        ceiling = f.get("ceiling")
+        ratio = f["value"] / ceiling if ceiling else None
+        rows.append({"name": f["name"], "value": f["value"], "unit": f["unit"],
+                     "ceiling": ceiling, "ratio": ratio})  # fmt: skip
+    print(RESULT_PREFIX + json.dumps(rows), flush=True)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, as `uptime` shows them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds_by_pid(name_prefix: str = "postgres") -> dict[int, float]:
+    """CPU time (user + system) so far of every process whose name starts with the prefix."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name.startswith(name_prefix):
+            fields = text[text.rindex(")") + 2 :].split()
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def cpu_spent_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two samples by the processes alive in both.
+
+    A backend that ended in between takes its time with it: whoever ran on it must
+    measure it before closing its connection (see `backend_cpu_seconds`).
+    """
+    return sum(after[pid] - before[pid] for pid in after.keys() & before.keys())
+
+
+def backend_cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU spent so far by these server processes (a local server: read from /proc)."""
+    wanted = set(pids)
+    return sum(s for pid, s in cpu_seconds_by_pid().items() if pid in wanted)

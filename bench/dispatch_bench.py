@@ -16,6 +16,14 @@ per person, timed) and the workers send it: rate limit off, window `always`. Pri
 launch time, the end-to-end rate (launch's enqueue to the last message recorded), the
 ceiling, the ratio. Targets (issue 3): launch under 10 s; end to end at least 60 % of
 the ceiling and at least 300 messages/s.
+
+With receipts (`--receipts`, or `--compare` for both runs one after the other, without
+then with, printing both figures and their ratio): a web process (`campaigns serve`)
+takes the delivery receipts the emulator posts (signed, one per part, 50 ms after the
+send), stores them and has the workers apply them in bulk, as in production. The time
+is still launch to the last message recorded; the receipts' own end (every message
+delivered) is printed beside it. Target (issue 10): with receipts at most 10 % slower.
+The second campaign goes to the same people: its message table is twice as large.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import multiprocessing
 import os
 import random
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -36,15 +46,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_support import BASE_URL, admin, copy_people  # noqa: E402
+from bench_support import BASE_URL, admin, copy_people, emit_result, load_average  # noqa: E402
 
-from campaigns.campaign import launch as campaign_launch
-from campaigns.campaign import lifecycle as campaign_service
+from campaigns.campaign import launch as campaign_launch  # noqa: E402
+from campaigns.campaign import lifecycle as campaign_service  # noqa: E402
 from campaigns.core.audit import Actor  # noqa: E402
 from campaigns.core.db import close_db, init_db, migrate  # noqa: E402
 from campaigns.core.runtime import Runtime  # noqa: E402
@@ -57,6 +68,7 @@ REDIS_URL = os.environ.get("CAMPAIGNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/
 # One database per run: two runs at once must not drop each other's database.
 DATABASE = f"campaigns_dispatch_bench_{os.getpid()}"
 KEY, SECRET = "bench-key", "bench-secret"
+SIGNING = "bench-signature-secret"
 BODY = (
     "{{ ccas.name }} : Bonjour {{ person.civility }} {{ person.last_name }}, nous prenons de "
     "vos nouvelles. Appelez-nous au {{ ccas.hotline }}."
@@ -74,6 +86,7 @@ def _start_emulator(cert_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes],
     port = 20000 + random.randrange(20000)
     command = [sys.executable, "-m", "providers.emulator", "--port", str(port)]
     command += ["--cert-dir", str(cert_dir), "--api-key", KEY, "--api-secret", SECRET]
+    command += ["--dlr-concurrency", "64"]  # posters ready for the run with receipts
     process = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -174,7 +187,8 @@ def _worker_env(args: argparse.Namespace, url: str, queue: str, rest_host: str, 
         CAMPAIGNS_REDIS_URL=REDIS_URL,
         CAMPAIGNS_QUEUE_NAME=queue,
         CAMPAIGNS_SMS_PROVIDER="vonage",
-        VONAGE_SIGNATURE_SECRET="bench-signature-secret",
+        VONAGE_SIGNATURE_SECRET=SIGNING,
+        VONAGE_SIGNATURE_METHOD="sha256",
         VONAGE_API_KEY=KEY,
         VONAGE_API_SECRET=SECRET,
         VONAGE_SMS_HOST=rest_host,
@@ -189,12 +203,15 @@ def _worker_env(args: argparse.Namespace, url: str, queue: str, rest_host: str, 
     return env
 
 
-async def _remaining(url: str, campaign_id: int) -> int:
+async def _remaining(
+    url: str, campaign_id: int, statuses: tuple[str, ...] = ("queued", "sending")
+) -> int:
     conn = await asyncpg.connect(url.replace("postgres://", "postgresql://"))
     try:
         return await conn.fetchval(
-            "SELECT count(*) FROM message WHERE campaign_id=$1 AND status IN ('queued','sending')",
+            "SELECT count(*) FROM message WHERE campaign_id=$1 AND status = ANY($2::text[])",
             campaign_id,
+            list(statuses),
         )
     finally:
         await conn.close()
@@ -209,6 +226,100 @@ async def _cleanup_redis(queue: str) -> None:
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
+
+
+def _receipts_config(web_url: str) -> dict[str, Any]:
+    return {
+        "dlr_url": f"{web_url}/webhooks/vonage/status",
+        "dlr_format": "form",
+        "dlr_signature_secret": SIGNING,
+        "dlr_signature_method": "sha256",
+        "dlr_delay_ms": 50,
+        "dlr_retries": 10,
+    }
+
+
+async def _emulator_config(rest_host: str, ca_file: str, changes: dict[str, Any]) -> None:
+    ssl_context = ssl.create_default_context(cafile=ca_file)
+    async with aiohttp.ClientSession() as http:
+        url = f"https://{rest_host}/_emulator/config"
+        async with http.post(url, json=changes, ssl=ssl_context) as response:
+            response.raise_for_status()
+
+
+async def _start_web(env: dict[str, str], work: Path, processes: list[Any]) -> str:
+    """`campaigns serve` on a free port (web only: Redis is set), once ready."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (work / "web.log").open("wb")
+    processes.append(
+        subprocess.Popen(  # noqa: ASYNC220 (started before anything is timed)
+            [sys.executable, "-m", "campaigns.cli.main", "serve", "--port", str(port)],
+            cwd=work,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        return url
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"the web process did not start: {(work / 'web.log').read_text()[-2000:]}")
+
+
+async def _one_campaign(
+    args: argparse.Namespace, url: str, runtime: Runtime, mode: str, number: int
+) -> tuple[int, float, float]:
+    """Launch one campaign to everybody and wait until sent; (messages, launch s, msg/s)."""
+    actor = Actor(None, "bench")
+    settings = runtime.settings
+    template = await create_template(f"Bench {number}", "sms", TemplateContent(BODY), actor=actor)
+    audience = await Audience.create(name="Bench", criteria={"segments_any": ["domicilies"]})
+    campaign = await campaign_service.create_campaign(
+        name=f"Bench {mode}",
+        channel="sms",
+        template_id=template.id,
+        audience_id=audience.id,
+        actor=actor,
+        settings=settings,
+        now=runtime.clock(),
+        sender="CCAS",
+    )
+    started = time.perf_counter()
+    await campaign_launch.launch(campaign.id, actor=actor, runtime=runtime)
+    launched = time.perf_counter()
+    total = await Message.filter(campaign_id=campaign.id).count()
+    print(f"launch (materialisation) of {total:,} messages: {launched - started:.2f} s")
+    last_report = launched
+    while (left := await _remaining(url, campaign.id)) > 0:
+        await asyncio.sleep(0.5)
+        if time.perf_counter() - last_report > 5:
+            rate = (total - left) / (time.perf_counter() - launched)
+            print(f"  ... {total - left:,} sent, {rate:,.0f} msg/s", flush=True)
+            last_report = time.perf_counter()
+        if time.perf_counter() - launched > args.limit:
+            raise RuntimeError(f"{left} messages still unsent after {args.limit} s")
+    elapsed = time.perf_counter() - launched
+    if mode == "receipts":
+        while await _remaining(url, campaign.id, ("submitted",)) > 0:
+            await asyncio.sleep(0.5)
+            if time.perf_counter() - launched > args.limit:
+                break
+        print(f"every receipt applied {time.perf_counter() - launched:.1f} s after the launch")
+    statuses = await Message.filter(campaign_id=campaign.id).values_list("status", flat=True)
+    by_status: dict[str, int] = {}
+    for status in statuses:
+        by_status[str(status)] = by_status.get(str(status), 0) + 1
+    print(f"final statuses: {by_status}")
+    return total, launched - started, total / elapsed
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -267,43 +378,40 @@ async def run(args: argparse.Namespace) -> None:
             _env_file=None,  # type: ignore[call-arg]
         )
         runtime = Runtime(settings=settings, queue=await ArqQueue.connect(REDIS_URL, queue))
-        actor = Actor(None, "bench")
-        template = await create_template("Bench", "sms", TemplateContent(BODY), actor=actor)
-        audience = await Audience.create(name="Bench", criteria={"segments_any": ["domicilies"]})
-        campaign = await campaign_service.create_campaign(
-            name="Bench",
-            channel="sms",
-            template_id=template.id,
-            audience_id=audience.id,
-            actor=actor,
-            settings=settings,
-            now=runtime.clock(),
-            sender="CCAS",
+        modes = (
+            ["plain", "receipts"] if args.compare else ["receipts" if args.receipts else "plain"]
         )
-        started = time.perf_counter()
-        await campaign_launch.launch(campaign.id, actor=actor, runtime=runtime)
-        launched = time.perf_counter()
-        total = await Message.filter(campaign_id=campaign.id).count()
-        print(f"launch (materialisation) of {total:,} messages: {launched - started:.2f} s")
-
-        last_report = launched
-        while (left := await _remaining(url, campaign.id)) > 0:
-            await asyncio.sleep(0.5)
-            if time.perf_counter() - last_report > 5:
-                rate = (total - left) / (time.perf_counter() - launched)
-                print(f"  ... {total - left:,} sent, {rate:,.0f} msg/s", flush=True)
-                last_report = time.perf_counter()
-            if time.perf_counter() - launched > args.limit:
-                raise RuntimeError(f"{left} messages still unsent after {args.limit} s")
-        elapsed = time.perf_counter() - launched
-        rate = total / elapsed
-        statuses = await Message.filter(campaign_id=campaign.id).values_list("status", flat=True)
-        by_status: dict[str, int] = {}
-        for status in statuses:
-            by_status[str(status)] = by_status.get(str(status), 0) + 1
-        print(f"final statuses: {by_status}")
-        print(f"end to end: {total:,} messages in {elapsed:.1f} s: {rate:,.0f} msg/s")
-        print(f"ratio to the ceiling: {rate / ceiling:.0%} (target >= 60 %, and >= 300 msg/s)")
+        rates: dict[str, float] = {}
+        figures: list[dict[str, Any]] = []
+        for mode in modes:
+            if mode == "receipts":
+                web_url = await _start_web(env, work, processes)
+                await _emulator_config(rest_host, ca_file, _receipts_config(web_url))
+            else:
+                await _emulator_config(rest_host, ca_file, {"dlr_url": None})
+            label = " with receipts" if mode == "receipts" else ""
+            print(f"--- run{label or ' without receipts'} (load {load_average()})", flush=True)
+            total, launch_time, rate = await _one_campaign(args, url, runtime, mode, len(rates))
+            rates[mode] = rate
+            print(f"end to end: {total:,} messages in {total / rate:.1f} s: {rate:,.0f} msg/s")
+            print(f"ratio to the ceiling: {rate / ceiling:.0%} (target >= 60 %, >= 300 msg/s)")
+            figures += [
+                {"name": f"dispatch bench launch of {total:,}", "value": launch_time, "unit": "s"},
+                {"name": f"dispatch end to end{label}", "value": rate, "unit": "msg/s",
+                 "ceiling": ceiling},
+            ]  # fmt: skip
+        if len(rates) == 2:
+            slower = 1 - rates["receipts"] / rates["plain"]
+            print(
+                f"with receipts / without: {rates['receipts'] / rates['plain']:.0%} "
+                f"({slower:+.0%} slower; target: at most 10 % slower)"
+            )
+            figures.append(
+                {"name": "dispatch with receipts / without", "value": rates["receipts"],
+                 "unit": "msg/s", "ceiling": rates["plain"]}
+            )  # fmt: skip
+        print(f"load average after: {load_average()}")
+        emit_result(figures)  # for bench/run_all.py
         await runtime.queue.close()  # type: ignore[union-attr]
     finally:
         for process in processes:
@@ -334,6 +442,12 @@ def main() -> None:
     )
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--limit", type=float, default=900.0)
+    parser.add_argument(
+        "--receipts", action="store_true", help="the emulator posts receipts to a web process"
+    )
+    parser.add_argument(
+        "--compare", action="store_true", help="a run without receipts, then one with them"
+    )
     args = parser.parse_args()
     args.ceiling_threads = args.ceiling_threads or args.concurrency
     args.ceiling_processes = args.ceiling_processes or args.workers

@@ -14,6 +14,7 @@ import time
 from datetime import date
 
 import asyncpg
+from bench_support import emit_result
 from tortoise import Tortoise
 
 from campaigns.core.audit import Actor
@@ -97,7 +98,7 @@ async def drop_database(base_url: str) -> None:
     await conn.close()
 
 
-async def bench_import(rows: int) -> None:
+async def bench_import(rows: int) -> tuple[float, float]:
     data = generate_register(rows)
     started = time.perf_counter()
     report = await import_register(
@@ -113,11 +114,12 @@ async def bench_import(rows: int) -> None:
     again = await import_register(
         data, segment="aides_facultatives", actor=Actor.system(), filename="bench.csv"
     )
-    elapsed = time.perf_counter() - started
+    elapsed_again = time.perf_counter() - started
     print(
-        f"ré-import du même fichier: {elapsed:.1f} s = {rows / elapsed:,.0f} lignes/s "
+        f"ré-import du même fichier: {elapsed_again:.1f} s = {rows / elapsed_again:,.0f} lignes/s "
         f"(inchangées {again.unchanged}, créées {again.created})"
     )
+    return rows / elapsed, rows / elapsed_again
 
 
 # One million people with set-based SQL: memberships, districts, phones and opt-outs
@@ -214,12 +216,22 @@ async def main(argv: list[str] | None = None) -> None:
         await migrate(url)
         await init_db(url)
         try:
+            figures = []  # for bench/run_all.py
             if not args.count_only:
-                await bench_import(args.rows)
+                imported, again = await bench_import(args.rows)
                 await fill_million(args.people)
-                await bench_count(args.runs, "juste après le chargement", explain=False)
+                loaded = await bench_count(args.runs, "juste après le chargement", explain=False)
+                figures += [
+                    {"name": "registry import", "value": imported, "unit": "rows/s"},
+                    {"name": "registry re-import (unchanged)", "value": again, "unit": "rows/s"},
+                    {"name": f"audience count on {args.people:,} people, after the load",
+                     "value": loaded, "unit": "ms"},
+                ]  # fmt: skip
             await vacuum()
-            await bench_count(args.runs, "après VACUUM", explain=True)
+            counted = await bench_count(args.runs, "après VACUUM", explain=True)
+            figures.append({"name": f"audience count on {args.people:,} people, after VACUUM",
+                            "value": counted, "unit": "ms"})  # fmt: skip
+            emit_result(figures)
         finally:
             await close_db()
     finally:

@@ -8,18 +8,29 @@ dispatch workers only send what launch wrote.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from campaigns.campaign.launch_batches import (
+    PERSON_COLUMNS,
+    Batch,
+    MessageWriter,
+    address_key,
+    audience_batches,
+    reads_apart,
+    usable_address,
+)
 from campaigns.campaign.lifecycle import (
     TRANSITIONS,
     S,
@@ -45,14 +56,11 @@ from campaigns.models import (
     CampaignRun,
     Message,
     MessageStatus,
-    OptOut,
     Person,
     TemplateVersion,
 )
 
 log = logging.getLogger(__name__)
-
-BATCH = 1000
 
 # Why a previous run's unsent message was dropped when the next occurrence started.
 SUPERSEDED = "remplacé par l'envoi suivant"
@@ -80,165 +88,144 @@ class Plan:
         }
 
 
-_PERSON_FIELDS = ("id", "civility", "first_name", "last_name", "mobile", "landline", "email")
-
-
 def _today(runtime: Runtime, now: datetime) -> date:
     return now.astimezone(runtime.settings.tz).date()
 
 
-async def _audience_ids(criteria: dict[str, Any], today: date) -> list[int]:
-    # Imported here: the audience module belongs to another part of the service.
-    from campaigns.registry.audiences import audience_query
-
-    ids = await audience_query(criteria, today).values_list("id", flat=True)
-    return sorted(set(ids))  # a query joining memberships may repeat a person
-
-
-def _address_key(channel: str, address: str) -> str:
-    # E-mail addresses are compared without case (nobody has two boxes differing by case).
-    return address.lower() if channel == "email" else address
+# The columns launch decides for each message, in the order the planner gives them.
+_DECIDED = (
+    "run_id", "campaign_id", "person_id", "channel", "address", "subject", "text", "html",
+    "encoding", "segments", "status", "skip_reason",
+)  # fmt: skip
+_QUEUED, _SKIPPED = MessageStatus.QUEUED.value, MessageStatus.SKIPPED.value
 
 
-def _address_of(channel: str, row: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(address, skip reason): the usable address, or why there is none."""
-    if channel == "sms":
-        if row["mobile"]:
-            return row["mobile"], None
-        return None, "landline_only" if row["landline"] else "no_address"
-    email = (row["email"] or "").strip()
-    return (email, None) if email else (None, "no_address")
+class _Planner:
+    """Decides each person's message, batch after batch, in the audience's id order.
 
-
-async def _plan_batch(
-    rows: Sequence[dict[str, Any]],
-    *,
-    channel: str,
-    renderer: CampaignRenderer,
-    run_id: int,
-    campaign_id: int,
-    seen: set[str],
-    plan: Plan,
-) -> list[dict[str, Any]]:
-    """Decide each person's message (as database values); one query for the batch's opt-outs."""
-    addresses = {row["id"]: _address_of(channel, row) for row in rows}
-    candidates = {a for a, _ in addresses.values() if a}
-    candidates |= {_address_key(channel, a) for a in candidates}
-    opted_out = {
-        _address_key(channel, a)
-        for a in await OptOut.filter(address__in=list(candidates), active=True).values_list(
-            "address", flat=True
-        )
-    }
-    messages: list[dict[str, Any]] = []
-    for row in rows:
-        address, reason = addresses[row["id"]]
-        key = _address_key(channel, address) if address else None
-        content: dict[str, Any] = {}
-        if key is not None and key in opted_out:
-            reason = "opted_out"
-        elif key is not None and key in seen:
-            reason = "duplicate_address"
-        elif key is not None:
-            try:
-                content = renderer.render(row)
-            except TemplateError as exc:
-                # Data the sample could not foresee; the person is skipped, the rest go out.
-                log.warning(
-                    "campaign %s: person %s not rendered (%s)", campaign_id, row["id"], exc.code
-                )
-                reason = "render_error"
-        if key is not None and reason != "opted_out":
-            seen.add(key)
-        if reason:
-            plan.skipped[reason] += 1
-            status = MessageStatus.SKIPPED
-        else:
-            plan.queued += 1
-            plan.parts += content["segments"]
-            plan.encodings[content.get("encoding") or channel] += 1
-            status = MessageStatus.QUEUED
-        messages.append(
-            {
-                "run_id": run_id,
-                "campaign_id": campaign_id,
-                "person_id": row["id"],
-                "channel": channel,
-                "address": address,
-                "subject": content.get("subject"),
-                "text": content.get("text", ""),
-                "html": content.get("html"),
-                "encoding": content.get("encoding"),
-                "segments": content.get("segments", 0),
-                "status": status.value,
-                "skip_reason": reason,
-            }
-        )
-    return messages
-
-
-class _MessageWriter:
-    """Inserts planned messages with tortoise's own INSERT statement, but no Model per row.
-
-    `bulk_create` builds a Model and converts every field of every row: at 50,000
-    recipients that was most of the launch. The rows here hold database values already;
-    columns they do not name get the field's default, so a column added later still works.
+    The decisions, in order: no usable address (landline only, or nothing), opted out,
+    an address already given a message in this run (duplicate), a template that does not
+    render for this person; otherwise queued with its text. An address is taken by the
+    first person holding it who is not opted out, rendered or not.
     """
 
-    def __init__(self, now: datetime) -> None:
-        db = Message._meta.db
-        executor = db.executor_class(model=Message, db=db)
-        self.sql: str = executor.insert_query
-        self.columns: list[str] = list(executor.regular_columns)
-        fields_map = Message._meta.fields_map
-        self.defaults: dict[str, Any] = {}
-        for name in self.columns:
-            f = fields_map[name]
-            if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False):
-                value: Any = now
-            else:
-                value = f.default() if callable(f.default) else f.default
-            # None stays None: a required column (channel...) is always in the rows.
-            self.defaults[name] = None if value is None else f.to_db_value(value, Message)
+    def __init__(
+        self,
+        campaign: Campaign,
+        version: TemplateVersion,
+        settings: Settings,
+        *,
+        run_id: int,
+        plan: Plan,
+        row: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None,
+    ) -> None:
+        self.channel = campaign.channel
+        self.campaign_id = campaign.id
+        self.run_id = run_id
+        self.renderer = CampaignRenderer(campaign, version, settings, columns=PERSON_COLUMNS)
+        self.plan = plan
+        self.row = row
+        self.seen: set[str] = set()
 
-    async def write(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        defaults, columns = self.defaults, self.columns
-        values = [[row.get(c, defaults[c]) for c in columns] for row in rows]
-        # Looked up per call: inside in_transaction() this is the transaction's connection.
-        await Message._meta.db.execute_many(self.sql, values)
+    def decide(self, batch: Batch) -> list[tuple[Any, ...]]:
+        """The batch's messages as database rows (none when only counting)."""
+        channel, seen, opted_out, plan = self.channel, self.seen, batch.opted_out, self.plan
+        skipped, encodings = plan.skipped, plan.encodings
+        sms = self.renderer.sms if channel == "sms" else None
+        head = (self.run_id, self.campaign_id)
+        make = self.row
+        rows: list[tuple[Any, ...]] = []
+        plan.audience_count += len(batch.rows)
+        for person in batch.rows:
+            if sms is not None:  # usable_address, inline: this loop runs a million times
+                address = key = person[4] or None
+                reason = None if address else "landline_only" if person[5] else "no_address"
+            else:
+                address, reason = usable_address(channel, person)
+                key = address_key(channel, address) if address is not None else None
+            subject = html = encoding = None
+            text, segments = "", 0
+            if key is not None:
+                if key in opted_out:
+                    reason = "opted_out"
+                else:
+                    if key in seen:
+                        reason = "duplicate_address"
+                    else:
+                        try:
+                            if sms is not None:
+                                text, encoding, segments = sms(person)
+                            else:
+                                subject, text, html = self.renderer.email(person)
+                                segments = 1
+                        except TemplateError as exc:
+                            # Data the sample could not foresee: this person is skipped.
+                            log.warning(
+                                "campaign %s: person %s not rendered (%s)",
+                                self.campaign_id, person[0], exc.code,
+                            )  # fmt: skip
+                            reason = "render_error"
+                    seen.add(key)
+            if reason:
+                skipped[reason] += 1
+                status = _SKIPPED
+            else:
+                plan.queued += 1
+                plan.parts += segments
+                encodings[encoding or channel] += 1
+                status = _QUEUED
+            if make is not None:
+                rows.append(
+                    make(
+                        (*head, person[0], channel, address, subject, text, html, encoding,
+                         segments, status, reason)
+                    )
+                )  # fmt: skip
+        return rows
+
+
+def _audience(
+    campaign: Campaign, criteria: dict[str, Any], today: date
+) -> tuple[AsyncIterator[Batch], bool]:
+    """The audience's batches, and whether they are read apart from the launch's writing.
+
+    Called before the launch's transaction begins: on PostgreSQL the audience is then
+    read on a connection of its own while the transaction's connection writes.
+    """
+    db: BaseDBAsyncClient = Person._meta.db
+    return audience_batches(criteria, today, campaign.channel, db=db), reads_apart(db)
 
 
 async def _materialise(
     campaign: Campaign,
     version: TemplateVersion,
     settings: Settings,
-    person_ids: list[int],
+    batches: tuple[AsyncIterator[Batch], bool],
     *,
     run_id: int,
     now: datetime,
     write: bool,
 ) -> Plan:
-    """Walk the audience in batches; write the messages when `write`, else only count them."""
-    plan = Plan(audience_count=len(person_ids))
-    renderer = CampaignRenderer(campaign, version, settings)
-    writer = _MessageWriter(now) if write else None
-    seen: set[str] = set()
-    for start in range(0, len(person_ids), BATCH):
-        chunk = person_ids[start : start + BATCH]
-        rows = await Person.filter(id__in=chunk).order_by("id").values(*_PERSON_FIELDS)
-        messages = await _plan_batch(
-            rows,
-            channel=campaign.channel,
-            renderer=renderer,
-            run_id=run_id,
-            campaign_id=campaign.id,
-            seen=seen,
-            plan=plan,
-        )
-        if writer is not None:
-            await writer.write(messages)
+    """Stream the audience through the planner; write the messages when `write`, else count."""
+    plan = Plan()
+    writer = MessageWriter(_DECIDED, now) if write else None
+    planner = _Planner(
+        campaign,
+        version,
+        settings,
+        run_id=run_id,
+        plan=plan,
+        row=writer.row_builder() if writer else None,
+    )
+    source, apart = batches
+    async with contextlib.aclosing(source):  # type: ignore[type-var]
+        if writer is None:
+            async for batch in source:
+                planner.decide(batch)
+            return plan
+        async with writer.stream(apart=apart) as put:
+            async for batch in source:
+                await put(planner.decide(batch))
     return plan
 
 
@@ -277,9 +264,9 @@ async def preview_launch(campaign_id: int, runtime: Runtime) -> dict[str, Any]:
     version = await check_version(campaign)
     now = runtime.clock()
     _, criteria = await _criteria(campaign)
-    person_ids = await _audience_ids(criteria, _today(runtime, now))
+    batches = _audience(campaign, criteria, _today(runtime, now))
     plan = await _materialise(
-        campaign, version, runtime.settings, person_ids, run_id=0, now=now, write=False
+        campaign, version, runtime.settings, batches, run_id=0, now=now, write=False
     )
     data = plan.as_dict(campaign.price_per_part)
     later = campaign.scheduled_at is not None and campaign.scheduled_at > now
@@ -354,7 +341,7 @@ async def _start_run(
     """
     version = await check_version(campaign)
     audience, criteria = await _criteria(campaign)
-    person_ids = await _audience_ids(criteria, _today(runtime, now))
+    batches = _audience(campaign, criteria, _today(runtime, now))
     previous_status = campaign.status
     try:
         async with in_transaction():
@@ -383,7 +370,7 @@ async def _start_run(
             number = await CampaignRun.filter(campaign_id=campaign.id).count() + 1
             run = await CampaignRun.create(campaign_id=campaign.id, number=number)
             plan = await _materialise(
-                campaign, version, runtime.settings, person_ids, run_id=run.id, now=now, write=True
+                campaign, version, runtime.settings, batches, run_id=run.id, now=now, write=True
             )
             run.recipients, run.skipped = plan.queued, sum(plan.skipped.values())
             await run.save(update_fields=["recipients", "skipped"])
