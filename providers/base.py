@@ -33,7 +33,12 @@ __all__ = [
 
 
 class Outcome(StrEnum):
-    """What a provider can tell us about one send."""
+    """What a provider can tell us about one send.
+
+    UNCONFIRMED is only for a call that may have reached the provider; anything known not
+    to have left (refused connection, throttle, an HTTP 4xx or 5xx answer, a call never
+    started) is RETRY.
+    """
 
     SUBMITTED = "submitted"  # the provider accepted it
     RETRY = "retry"  # transient, and nothing left: try again later
@@ -75,6 +80,10 @@ class SendResult:
     # The reason in French for the staff pages, written by the provider that knows its
     # codes; None when there is nothing to describe (or the provider could not say).
     description: str | None = None
+    # RETRY only. Throttled: the provider asks us to slow down (not a failure of the
+    # message: no attempt is spent). Unreachable: no connection could be made at all.
+    throttled: bool = False
+    unreachable: bool = False
 
 
 FINAL_STATUSES = frozenset({"delivered", "expired", "failed", "rejected"})

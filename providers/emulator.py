@@ -3,6 +3,13 @@
 It speaks TLS because the SDK always calls `https://{rest_host}/sms/json`. Tests and the
 benchmark drive it through the real SDK; `python -m providers.emulator` runs it alone.
 The receipts it sends back are posted by `providers.emulator_receipts`.
+
+Fault switches, for the fault-injection tests: `throttle_per_second` (status 1),
+`http_status_next`, `drop_connection_next` (the request is read, then the socket closed:
+it may have left), and an outage (`go_down` / `come_back`, or POST /_emulator/outage):
+new connections are refused and a request on a connection already open is answered 503.
+Every request that reached the emulator is in `received`, with what it answered; only
+those with status "0" (or a partial refusal) reached a phone (`delivered_to`).
 """
 
 from __future__ import annotations
@@ -83,6 +90,7 @@ class EmulatorConfig:
     dlr_signature_secret: str | None = None
     dlr_signature_method: str = "sha256"  # md5hash | md5 | sha1 | sha256 | sha512
     dlr_retries: int = 3
+    dlr_retry_cap: float = 2.0  # longest wait between two tries of a receipt (s)
     dlr_concurrency: int = 8
 
 
@@ -114,6 +122,10 @@ class VonageEmulator:
         self._window_second = -1
         self._window_count = 0
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._host = "127.0.0.1"
+        self.down = False
         self._receipts = ReceiptPoster(self.config)
 
     @property
@@ -125,6 +137,11 @@ class VonageEmulator:
     def dlr_failures(self) -> int:
         """Delivery receipts given up (refused, unreachable, or no room in the queue)."""
         return self._receipts.failures
+
+    @property
+    def dlr_refusals(self) -> dict[int, int]:
+        """Answers to receipt posts that were not 2xx, by HTTP status (each retried)."""
+        return dict(self._receipts.refusals)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -139,17 +156,37 @@ class VonageEmulator:
         app.router.add_delete("/_emulator/received", self._handle_clear)
         app.router.add_get("/_emulator/config", self._handle_get_config)
         app.router.add_post("/_emulator/config", self._handle_set_config)
+        app.router.add_post("/_emulator/outage", self._handle_outage)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=5.0
         )
         await self._runner.setup()
+        self._ssl, self._host = context, host
         site = web.TCPSite(self._runner, host, port, ssl_context=context, backlog=512)
         await site.start()
+        self._site = site
         server = site._server  # aiohttp exposes no public way to read an ephemeral port
         assert server is not None and server.sockets
         self.port = server.sockets[0].getsockname()[1]
         self.rest_host = f"{host}:{self.port}"
         await self._receipts.start()
+
+    async def go_down(self) -> None:
+        """An outage: new connections refused, requests on open ones answered 503."""
+        self.down = True
+        if self._site is not None:
+            await self._site.stop()  # closes the listening socket only
+            self._site = None
+
+    async def come_back(self) -> None:
+        """The end of an outage: listening again on the same port."""
+        self.down = False
+        if self._site is None and self._runner is not None:
+            site = web.TCPSite(
+                self._runner, self._host, self.port, ssl_context=self._ssl, backlog=512
+            )
+            await site.start()
+            self._site = site
 
     async def stop(self) -> None:
         await self._receipts.stop()
@@ -177,6 +214,14 @@ class VonageEmulator:
     async def drain_receipts(self) -> None:
         """Wait until every queued delivery receipt was posted (or given up)."""
         await self._receipts.drain()
+
+    def delivered_to(self) -> Counter[str]:
+        """How many messages reached each client-ref (accepted, at least in part)."""
+        return Counter(
+            r["client-ref"]
+            for r in self.received
+            if r["status"] == "0" or str(r["status"]).startswith("partial")
+        )
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -230,6 +275,11 @@ class VonageEmulator:
             "status": None,
         }
         self.received.append(record)
+        if self.down:
+            record["status"] = "down"
+            headers = {"Connection": "close", "Retry-After": "1"}
+            body = {"type": "emulator", "title": "HTTP 503"}
+            return web.json_response(body, status=503, headers=headers)
         if cfg.latency_ms > 0:
             await asyncio.sleep(cfg.latency_ms / 1000)
         if cfg.drop_connection_next > 0:
@@ -323,6 +373,14 @@ class VonageEmulator:
         self.clear()
         return web.json_response({"count": 0})
 
+    async def _handle_outage(self, request: web.Request) -> web.Response:
+        try:
+            down = bool((await request.json())["down"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": "bad_outage", "detail": str(exc)}, status=400)
+        await (self.go_down() if down else self.come_back())
+        return web.json_response({"down": self.down})
+
     async def _handle_get_config(self, request: web.Request) -> web.Response:
         return web.json_response(dataclasses.asdict(self.config))
 
@@ -379,6 +437,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dlr-delay-ms", type=int, default=EmulatorConfig.dlr_delay_ms)
     parser.add_argument("--dlr-signature-secret")
     parser.add_argument("--dlr-signature-method", default="sha256")
+    parser.add_argument(
+        "--dlr-concurrency",
+        type=int,
+        default=EmulatorConfig.dlr_concurrency,
+        help="envois parallèles",
+    )
     parser.add_argument("--throttle", type=int, default=0, help="SMS par seconde (0 : illimité)")
     parser.add_argument("--latency-ms", type=int, default=0)
     return parser.parse_args(argv)
@@ -395,6 +459,7 @@ async def _serve(args: argparse.Namespace) -> None:
         dlr_delay_ms=args.dlr_delay_ms,
         dlr_signature_secret=args.dlr_signature_secret,
         dlr_signature_method=args.dlr_signature_method,
+        dlr_concurrency=args.dlr_concurrency,
     )
     emulator = VonageEmulator(config, cert_dir=args.cert_dir)
     await emulator.start(args.host, args.port)

@@ -2,7 +2,9 @@
 
 Receipts wait in a bounded queue and a few workers post them once due, in the format
 asked (JSON, form or query string), like Vonage's own callbacks: a receipt that cannot
-be delivered after `dlr_retries` more tries is counted as a failure and dropped.
+be delivered after `dlr_retries` more tries is counted as a failure and dropped. Tries
+are spaced by a doubling delay (0.1 s, at most `dlr_retry_cap`), or by the answer's
+Retry-After when it is longer (a 503 while the application's database is away).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class ReceiptPoster:
         self.config = config
         self.sent = 0
         self.failures = 0
+        self.refusals: dict[int, int] = {}  # HTTP status -> answers that were not 2xx
         self._queue: asyncio.Queue[tuple[float, dict[str, str], str]] = asyncio.Queue(_QUEUE_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
@@ -90,6 +93,7 @@ class ReceiptPoster:
     def reset_counts(self) -> None:
         self.sent = 0
         self.failures = 0
+        self.refusals = {}
 
     def post_later(self, receipt: dict[str, str]) -> None:
         """Queue a receipt, due `dlr_delay_ms` from now; a full queue counts as a failure."""
@@ -131,6 +135,7 @@ class ReceiptPoster:
             params = sign_receipt(params, cfg.dlr_signature_secret, cfg.dlr_signature_method)
         assert self._session is not None
         for attempt in range(cfg.dlr_retries + 1):
+            wait = min(cfg.dlr_retry_cap, 0.1 * 2**attempt)
             try:
                 if cfg.dlr_format == "get":
                     call = self._session.get(url, params=params)
@@ -143,7 +148,12 @@ class ReceiptPoster:
                     if response.status < 300:
                         self.sent += 1
                         return
+                    self.refusals[response.status] = self.refusals.get(response.status, 0) + 1
+                    header = response.headers.get("Retry-After", "").strip()
+                    if header.isdigit():
+                        wait = max(wait, min(float(header), cfg.dlr_retry_cap))
             except (aiohttp.ClientError, TimeoutError):
                 pass
-            await asyncio.sleep(0.1 * 2**attempt)
+            if attempt < cfg.dlr_retries:
+                await asyncio.sleep(wait)
         self.failures += 1

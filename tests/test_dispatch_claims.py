@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 
 from campaigns.core.runtime import Runtime
-from campaigns.dispatch import claims, lanes
+from campaigns.dispatch import claims, handover, lanes
+from campaigns.dispatch.handover import leftovers
 from campaigns.dispatch.rate_limit import LocalRateLimiter
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
-from providers.base import SmsRequest
+from providers.base import Outcome, SendResult, SmsRequest
 from providers.console import read_outbox
 from tests.dispatch_runs import (
     GROUPED_RATE,
@@ -168,17 +169,19 @@ async def test_a_batch_cut_off_mid_way_leaves_nothing_sending(rt: Runtime, db: s
     assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.COMPLETED
 
 
-async def test_a_database_error_after_sending_leaves_no_claim_behind(
+async def test_a_bug_while_recording_leaves_no_claim_behind(
     rt: Runtime, db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Not an outage: the outcomes cannot be written, so what was called may have left."""
     campaign, run = await make_run(5)
 
-    async def lost_connection(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("base de données injoignable")
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bogue")
 
-    monkeypatch.setattr(lanes, "record_results", lost_connection)
+    monkeypatch.setattr(handover, "record_and_hand", broken)
+    monkeypatch.setattr(lanes, "record_results", broken)
     lane = await prepared_lane(rt, run.id)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(RuntimeError):
         await lane.step()
     assert await counts(campaign.id) == {"unconfirmed": 5}  # they left: never sent again
     monkeypatch.undo()
@@ -186,6 +189,64 @@ async def test_a_database_error_after_sending_leaves_no_claim_behind(
     assert await counts(campaign.id) == {"unconfirmed": 5}
     assert sorted(sent_ids(rt).values()) == [1] * 5
     assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.COMPLETED
+
+
+async def test_outcomes_known_during_a_database_outage_are_written_when_it_is_back(
+    rt: Runtime, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database lost while recording: the lane waits for it, then writes what it knows
+    (submitted), rather than calling the messages unconfirmed."""
+    campaign, run = await make_run(5)
+    real = handover.record_and_hand
+    failures = [ConnectionRefusedError(111, "Connect call failed")] * 2
+
+    async def flaky(*args: object, **kwargs: object) -> object:
+        if failures:
+            raise failures.pop()
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(handover, "record_and_hand", flaky)
+    lane = await prepared_lane(rt, run.id)
+    assert await lane.step() is None
+    assert await counts(campaign.id) == {"submitted": 5}
+    assert sorted(sent_ids(rt).values()) == [1] * 5
+
+
+async def test_what_an_interrupted_batch_knew_is_written_by_the_next_lane(
+    rt: Runtime, db: str
+) -> None:
+    """Kept in memory while the database was away: known outcomes, and calls never made."""
+    _, run = await make_run(4)
+    me = rt.coordination.worker_id  # type: ignore[union-attr]
+    ids = sorted(await Message.filter(run_id=run.id).values_list("id", flat=True))
+    await Message.filter(id__in=ids).update(
+        status=M.SENDING, claimed_by=me, attempts=1, handed_at=T_MONDAY
+    )
+    rows = {m.id: m for m in await Message.filter(id__in=ids)}
+    claimed = [
+        claims.Claimed(
+            id=i,
+            run_id=run.id,
+            person_id=rows[i].person_id,
+            channel="sms",
+            address=rows[i].address,
+            subject=None,
+            text="t",
+            html=None,
+            encoding="GSM-7",
+            segments=1,
+            attempts=1,
+        )
+        for i in ids[:2]
+    ]
+    kept = leftovers(rt)
+    kept.unrecorded.append((me, [(m, SendResult(Outcome.SUBMITTED, ("P1",))) for m in claimed]))
+    kept.releases.append((me, ids, {ids[2]}))  # the third was handed, never called
+    await run_dispatch(rt, run.id)
+    assert (kept.unrecorded, kept.releases) == ([], [])
+    statuses = {m.id: m.status for m in await Message.filter(id__in=ids)}
+    assert [statuses[i] for i in ids] == [M.SUBMITTED, M.SUBMITTED, M.SUBMITTED, M.UNCONFIRMED]
+    assert set(sent_ids(rt)) == {str(ids[2])}  # sent by the next lane, once
 
 
 async def test_a_lane_starting_releases_what_an_earlier_lane_of_its_process_left(

@@ -124,18 +124,21 @@ async def test_unicode_message_in_several_parts(provider, emulator) -> None:
         ({"http_status_next": [500]}, Outcome.RETRY, "vonage:http-500"),
         ({"http_status_next": [503]}, Outcome.RETRY, "vonage:http-503"),
         ({"http_status_next": [429]}, Outcome.RETRY, "vonage:http-429"),
-        ({"http_status_next": [401]}, Outcome.FAILED, "vonage:http-401"),
+        # An HTTP 4xx answer: nothing left, the message goes back to the queue.
+        ({"http_status_next": [401]}, Outcome.RETRY, "vonage:http-401"),
     ],
 )
 async def test_refusals_map_to_outcomes(provider, emulator, config, outcome, reason) -> None:
+    throttle = config.get("http_status_next") == [429]
     emulator.update(**config)
     result = await provider.send_sms(sms())
     assert result.outcome is outcome
     assert result.reason.startswith(reason)
     assert result.provider_ids == () and result.parts == 0
     assert len(emulator.received) == 1
-    if config.get("http_status_next") == [429]:
+    if throttle:
         assert result.retry_after == 1.0
+    assert result.throttled == throttle
 
 
 async def test_throttling_asks_to_retry_after_a_second(provider, emulator) -> None:
@@ -147,7 +150,7 @@ async def test_throttling_asks_to_retry_after_a_second(provider, emulator) -> No
     throttled = [r for r in results if r.outcome is Outcome.RETRY]
     assert len(throttled) >= 2
     assert all(r.reason.startswith("vonage:1 Throughput") for r in throttled)
-    assert all(r.retry_after == 1.0 for r in throttled)
+    assert all(r.retry_after == 1.0 and r.throttled for r in throttled)
 
 
 async def test_partial_failure_keeps_the_parts_that_left(provider, emulator) -> None:

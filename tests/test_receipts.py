@@ -1,4 +1,8 @@
-"""Delivery receipts: the three request forms, parts, idempotency, signatures, unknown ids."""
+"""Delivery receipts: the three request forms, parts, idempotency, signatures, unknown ids.
+
+The webhook stores a receipt; a job applies the pending ones in bulk. `post` sends a
+receipt to the webhook then runs that job's work, as the queue would a moment later.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from campaigns.core.runtime import Runtime
-from campaigns.dispatch import receipts
-from campaigns.models import Message, MessagePart, MessageStatus
+from campaigns.dispatch import receipt_store, receipts
+from campaigns.models import DeliveryReceipt, Message, MessagePart, MessageStatus
 from providers.vonage.payloads import parse_receipt
 from providers.vonage.signatures import sign_params
 from tests.dispatch_support import make_run
@@ -43,6 +47,7 @@ async def post(client: TestClient, params: dict[str, str], how: str = "json") ->
         response = await client.post(URL, data=params)
     else:
         response = await client.post(URL, json=params)
+    await receipts.apply_pending_receipts(datetime.now(UTC))
     return response.status, await response.json()
 
 
@@ -67,7 +72,7 @@ async def test_a_receipt_in_any_form_delivers_the_message(
 ) -> None:
     message = await submitted()
     status, body = await post(client, receipt(f"P{message.id}-0"), how)
-    assert (status, body) == (200, {"status": "applied"})
+    assert (status, body) == (200, {"status": "stored"})
     await message.refresh_from_db()
     assert message.status == M.DELIVERED and message.settled_at is not None
     part = await MessagePart.get(provider_message_id=f"P{message.id}-0")
@@ -133,7 +138,7 @@ async def test_an_unconfirmed_message_is_settled_by_client_ref(client: TestClien
     """No part known (the worker died mid-send): matched by client-ref, then delivered."""
     message = await submitted(status=M.UNCONFIRMED)
     status, body = await post(client, receipt("VONAGE-ID-1", **{"client-ref": str(message.id)}))
-    assert (status, body) == (200, {"status": "applied"})
+    assert (status, body) == (200, {"status": "stored"})
     await message.refresh_from_db()
     assert message.status == M.DELIVERED
     assert message.sent_at == datetime(2026, 3, 16, 12, 5, tzinfo=UTC)
@@ -152,7 +157,17 @@ async def test_an_intermediate_receipt_proves_an_unconfirmed_message_left(
 
 async def test_unknown_ids_are_acknowledged(client: TestClient, db: str) -> None:
     status, body = await post(client, receipt("NOBODY", **{"client-ref": "999999"}))
-    assert (status, body) == (200, {"status": "unknown"})
+    assert (status, body) == (200, {"status": "stored"})
+    stored = await DeliveryReceipt.get(provider_message_id="NOBODY")
+    assert (stored.outcome, stored.applied_at is not None) == ("unknown", True)
+
+
+async def test_a_repeat_of_a_stored_receipt_is_a_duplicate(client: TestClient, db: str) -> None:
+    """Vonage's retry after a lost answer: stored once, answered 2xx again."""
+    message = await submitted()
+    assert await post(client, receipt(f"P{message.id}-0")) == (200, {"status": "stored"})
+    assert await post(client, receipt(f"P{message.id}-0")) == (200, {"status": "duplicate"})
+    assert await DeliveryReceipt.filter(provider_message_id=f"P{message.id}-0").count() == 1
 
 
 async def test_a_refused_message_is_not_revived_by_a_receipt(client: TestClient, db: str) -> None:
@@ -215,9 +230,10 @@ async def test_signatures_are_checked_when_a_secret_is_set(
     assert (status, body["error"]) == (401, "bad_signature")
 
     status, body = await post(client, signed, "form")
-    assert (status, body) == (200, {"status": "applied"})
+    assert (status, body) == (200, {"status": "stored"})
+    # The identical request again (Vonage's retry): not a replay, a duplicate.
     status, body = await post(client, signed, "form")
-    assert (status, body["error"]) == (401, "replayed_nonce")
+    assert (status, body) == (200, {"status": "duplicate"})
     await message.refresh_from_db()
     assert message.status == M.DELIVERED
 
@@ -240,16 +256,16 @@ async def test_oversized_or_control_fields_get_a_400_not_a_500(client: TestClien
     status, body = await post(
         client, receipt(f"P{message.id}-0", "failed", **{"err-code": "9\x00"})
     )
-    assert (status, body) == (200, {"status": "applied"})
+    assert (status, body) == (200, {"status": "stored"})
     part = await MessagePart.get(provider_message_id=f"P{message.id}-0")
     assert (part.status, part.err_code) == ("failed", "9")
 
 
-async def test_a_receipt_that_failed_to_apply_is_not_a_replay_when_vonage_retries(
+async def test_a_receipt_that_could_not_be_stored_is_retried_by_vonage(
     client: TestClient, runtime: Runtime, db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The nonce is recorded only once the receipt is applied: a database error (500) makes
-    Vonage send the same signed request again, and that retry must be applied."""
+    """The database away: a 503 with Retry-After, not a 500; Vonage sends the same signed
+    request again, and that retry is stored (its nonce was not spent)."""
     runtime.settings.vonage_signature_secret = "secret-de-signature"
     runtime.settings.vonage_signature_method = "sha256"  # type: ignore[assignment]
     message = await submitted()
@@ -261,22 +277,21 @@ async def test_a_receipt_that_failed_to_apply_is_not_a_replay_when_vonage_retrie
         timestamp=int(now.timestamp()),
         nonce="n-retry",
     )
-    real_apply = receipts.apply_receipt
+    real_store = receipt_store.store_receipts
     calls = 0
 
     async def database_down_once(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise ConnectionError("database unavailable")
-        return await real_apply(*args, **kwargs)
+            raise ConnectionRefusedError(111, "Connect call failed")
+        return await real_store(*args, **kwargs)
 
-    monkeypatch.setattr(receipts, "apply_receipt", database_down_once)
+    monkeypatch.setattr(receipt_store, "store_receipts", database_down_once)
     response = await client.post(URL, data=signed)
-    assert response.status == 500
+    assert response.status == 503
+    assert int(response.headers["Retry-After"]) > 0
     status, body = await post(client, signed, "form")
-    assert (status, body) == (200, {"status": "applied"})
+    assert (status, body) == (200, {"status": "stored"})
     await message.refresh_from_db()
     assert message.status == M.DELIVERED
-    status, body = await post(client, signed, "form")
-    assert (status, body["error"]) == (401, "replayed_nonce")

@@ -80,12 +80,19 @@ class RedisCoordination:
         self._task = asyncio.create_task(self._beat_forever(), name="worker-heartbeat")
 
     async def _beat_forever(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self._ttl_ms / 3000)
             try:
                 await self.beat()
             except Exception as exc:  # Redis away for a moment: try again next time
-                log.warning("heartbeat of %s failed: %s", self.worker_id, type(exc).__name__)
+                if not failing:  # once per outage, not at every beat
+                    log.warning("heartbeat of %s failed: %s", self.worker_id, type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    log.info("heartbeat of %s back", self.worker_id)
+                failing = False
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -17,6 +17,7 @@ from campaigns.core.runtime import Runtime
 from campaigns.dispatch import claims, receipt_store, receipts, runs
 from campaigns.dispatch.lanes import record_leftovers
 from campaigns.models import DeliveryReceipt
+from campaigns.replies.learning import warm_up
 from campaigns.replies.summary import send_daily_summary
 from workers import escalation_jobs, reply_jobs
 
@@ -119,6 +120,8 @@ async def on_worker_start(runtime: Runtime) -> None:
     await claims.recover_stale_claims(runtime)
     await apply_receipts({"runtime": runtime})
     await runs.kick_running_runs(runtime)
+    # The reply model trains at first use: before the first reply, not during it.
+    await warm_up()
 
 
 FUNCTIONS = {

@@ -1,7 +1,9 @@
 """arq worker settings: job functions, the minute tick, start-up and shut-down of the Runtime.
 
-`campaigns worker` builds its arq Worker from `worker_options()`, with the Settings the
-command read once.
+`campaigns worker` builds its worker (`workers.resilience.ResilientWorker`) from
+`worker_options()`, with the Settings the command read once. Start-up waits for the
+database with back-off rather than failing; the worker's recovery steps run when
+PostgreSQL or Redis comes back after an outage.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from arq import cron, func
 from arq.connections import RedisSettings
 
 from campaigns.core.db import close_db, init_db
+from campaigns.core.runtime import Runtime
 from campaigns.core.settings import Settings
+from campaigns.dispatch.outages import QuietDuringOutage, database_outage, wait_for_database
 from workers import jobs, reply_jobs
+from workers.resilience import redis_outage
 from workers.runtime import build_runtime, close_runtime
 
 __all__ = ["on_shutdown", "on_startup", "worker_options"]
@@ -29,17 +34,42 @@ SHUTDOWN_WAIT = 30
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx["settings"]
-    await init_db(settings.database_url)
-    runtime = await build_runtime(settings)
-    worker = ctx.get("worker")
-    if worker is not None:
-        # Lanes stop after their current batch once arq stops picking jobs (SIGTERM).
-        runtime.extras["stopping"] = lambda: not worker.allow_pick_jobs
-    await runtime.coordination.start()  # type: ignore[union-attr]
-    ctx["runtime"] = runtime
-    await jobs.on_worker_start(runtime)
+    """Connect, build the Runtime, settle what predecessors left. Safe to run again: arq's
+    start-up is tried again when Redis fails under it."""
+    runtime: Runtime | None = ctx.get("runtime")
+    if runtime is None:
+        settings: Settings = ctx["settings"]
+        await init_db(settings.database_url)
+        outage = database_outage(ctx)
+        logging.getLogger("asyncpg.pool").addFilter(QuietDuringOutage(outage))
+        await wait_for_database(outage)
+        runtime = await build_runtime(settings)
+        runtime.extras["database_outage"] = outage
+        runtime.extras["redis_outage"] = redis_outage(ctx)
+        worker = ctx.get("worker")
+        if worker is not None:
+            # Lanes stop after their current batch once arq stops picking jobs (SIGTERM).
+            runtime.extras["stopping"] = lambda: not worker.allow_pick_jobs
+        ctx["runtime"] = runtime
+        # A dependency back after an outage: claims, receipts and runs are looked at now,
+        # not at the next minute's tick.
+        outage.on_recovery(lambda: _recover(runtime))
+        redis_outage(ctx).on_recovery(lambda: _recover(runtime))
+    if not ctx.get("started"):
+        await runtime.coordination.start()  # type: ignore[union-attr]
+        ctx["started"] = True
+        try:
+            await jobs.on_worker_start(runtime)
+        except Exception:
+            log.exception("worker start-up steps failed: the minute's tick will redo them")
     log.info("worker %s ready", runtime.coordination.worker_id)  # type: ignore[union-attr]
+
+
+async def _recover(runtime: Runtime) -> None:
+    beat = getattr(runtime.coordination, "beat", None)
+    if beat is not None:
+        await beat()
+    await jobs.on_worker_start(runtime)
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -53,6 +83,7 @@ def _functions() -> list[Any]:
     return [
         func(jobs.dispatch_run, keep_result=0, max_tries=5, timeout=60),
         func(jobs.dispatch_lane, keep_result=0, max_tries=3, timeout=LANE_TIMEOUT),
+        func(jobs.apply_receipts, keep_result=0, max_tries=3, timeout=60),
         func(reply_jobs.process_reply, keep_result=0, max_tries=5, timeout=60),
     ]
 
@@ -73,6 +104,13 @@ def _cron_jobs(queue_name: str) -> list[Any]:
     ]
 
 
+def _redis_settings(url: str) -> RedisSettings:
+    redis_settings = RedisSettings.from_dsn(url)
+    redis_settings.conn_retries = 0
+    redis_settings.conn_timeout = 2
+    return redis_settings
+
+
 def worker_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for arq's Worker (campaigns worker adds ctx and signals)."""
     if not settings.redis_url:
@@ -82,7 +120,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "cron_jobs": _cron_jobs(settings.queue_name),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        # No retries of arq's own at connection: the worker retries with back-off, forever.
+        "redis_settings": _redis_settings(settings.redis_url),
         "queue_name": settings.queue_name,
         "max_jobs": 20,
         "poll_delay": 0.2,

@@ -65,7 +65,7 @@ async def campaign_state(
     campaign_id: int, settings: Settings | None, now: datetime | None = None
 ) -> dict[str, Any]:
     """Stats, progress and funnel of one campaign, and why it waits when it does."""
-    stats = await campaign_stats(campaign_id, settings)
+    stats = await campaign_stats(campaign_id, settings, now)
     stats["progress_percent"] = progress_percent(stats["counts"], stats["status"])
     stats["funnel"] = await funnel_counts(campaign_id, stats["counts"])
     if settings is not None and not stats.get("status_reason"):

@@ -20,9 +20,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from arq.worker import Worker
-
     from campaigns.core.settings import load_settings
+    from workers.resilience import ResilientWorker
     from workers.settings import worker_options
 
     settings = load_settings()
@@ -37,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     options = worker_options(settings)
     # arq's Worker takes the current event loop when it is built.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    worker = Worker(**options)
+    # It waits for Redis and PostgreSQL when they are away; only a signal stops it.
+    worker = ResilientWorker(**options)
     worker.ctx["worker"] = worker
     print(f"Worker d'envoi démarré (file {settings.queue_name}).", flush=True)
     worker.run()

@@ -145,9 +145,11 @@ async def release_claims(worker_id: str, ids: list[int], not_called: set[int]) -
     requeued = await mine.filter(back).update(
         status=M.QUEUED, claimed_by=None, handed_at=None, attempts=F("attempts") - 1
     )
-    unconfirmed = await Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING).update(
-        status=M.UNCONFIRMED, error=UNCONFIRMED_TEXT
-    )
+    left = Message.filter(id__in=ids, claimed_by=worker_id, status=M.SENDING)
+    uncertain = await left.values_list("id", flat=True)
+    unconfirmed = await left.update(status=M.UNCONFIRMED, error=UNCONFIRMED_TEXT)
+    if unconfirmed:
+        log.warning("worker %s: unconfirmed after an interruption: %s", worker_id, uncertain[:20])
     return requeued, unconfirmed
 
 

@@ -3,14 +3,13 @@
 The life of a batch: check the campaign is running and the window open -> claim
 (`queued -> sending`, attempts + 1, `claimed_by` = this worker; see
 `campaigns.dispatch.claims`) -> reserve each message's place in the shared rate limit ->
-hand the messages over in small groups (those due within the same tenth of a second):
-sleep until the group's time, check the window, the lane's deadline and the campaign
-again, write `handed_at` for the whole group in one UPDATE, then call the provider, a
-bounded number at a time -> record every outcome with a few set-based updates (see
-`campaigns.dispatch.recording`).
+hand the messages over in small groups, each group's outcomes committed before the next
+group is handed over (see `campaigns.dispatch.handover` and `.recording`).
 
 `handed_at` is what makes a crash safe without sending twice: a lane cut off by an error
-or a cancellation gives its batch back (`release_claims`) before giving up. The jobs
+or a cancellation gives its batch back (`release_claims`) before giving up, what was
+handed over but never called going back to the queue. While the database is away the
+outcomes already known are kept in memory and written when it answers again. The jobs
 that start and run lanes are in `campaigns.dispatch.runs`.
 """
 
@@ -20,7 +19,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,41 +28,33 @@ from tortoise.functions import Avg, Min
 from campaigns.campaign import lifecycle as campaign_service
 from campaigns.core.runtime import Runtime
 from campaigns.dispatch.claims import (
-    Claimed,
     claim_batch,
     recover_stale_claims,
     release_claims,
     skip_opted_out,
 )
+from campaigns.dispatch.handover import (
+    _BUDGET,
+    _RECHECK,
+    GROUP_SPAN,
+    HandOver,
+    LaneResult,
+    leftovers,
+)
+from campaigns.dispatch.outages import database_unavailable
 from campaigns.dispatch.rate_limit import RateLimiter
 from campaigns.dispatch.recording import UNDESCRIBED, record_results
 from campaigns.models import Campaign, CampaignRun, CampaignStatus, Message, MessageStatus
-from campaigns.registry.optouts import unsubscribe_url
 from campaigns.rules.send_window import SendWindow, parse_send_window
-from providers.base import EmailRequest, Outcome, SendResult, SmsRequest
 
-__all__ = ["GROUP_SPAN", "Lane", "LaneResult", "batch_limit"]
+__all__ = ["GROUP_SPAN", "Lane", "LaneResult", "batch_limit", "record_leftovers"]
 
 log = logging.getLogger(__name__)
 
 M = MessageStatus
-# Sends planned within this span are handed over together: one UPDATE per group.
-GROUP_SPAN = 0.1
 # A batch holds about this many seconds of sending at the rate limit: a pause, the end
 # of the window or of the lane's budget is never more than a batch away.
 BATCH_SECONDS = 10.0
-# Seconds between two looks at the campaign's status inside a batch.
-_STATUS_EVERY = 1.0
-
-
-@dataclass(frozen=True)
-class LaneResult:
-    """Why a lane stopped, and when the run wants looking at again (None: not by this lane)."""
-
-    # done, paused, cancelled, stopped, window, retry_later, waiting, budget, gone, lost
-    reason: str
-    wake_at: datetime | None = None
-    sent: int = 0
 
 
 def batch_limit(batch_size: int, rate: float, lanes: int, avg_segments: float) -> int:
@@ -83,16 +73,6 @@ def _rate_of(limiter: RateLimiter | None) -> float:
     return float(getattr(limiter, "rate_per_second", 0.0) or 0.0) if limiter is not None else 0.0
 
 
-@dataclass
-class _Group:
-    """Messages handed over together: `at` is when the first may leave (monotonic clock)."""
-
-    at: float
-    items: list[tuple[Claimed, float]]  # each message with the time it may leave
-
-
-_BUDGET = "budget"
-_RECHECK = "recheck"  # the campaign changed status: the next step says what to do
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -104,7 +84,32 @@ async def _shielded(coro: Any) -> None:
     await asyncio.shield(task)
 
 
-class Lane:
+async def record_leftovers(runtime: Runtime, worker_id: str | None = None) -> int:
+    """Write what lanes of this process kept while the database was away; how many claims.
+
+    Known outcomes first, then the claims to give back (those whose call never started
+    go back to the queue). Entries that still cannot be written stay for the next time.
+    """
+    kept = leftovers(runtime)
+    done = 0
+    for entry in list(kept.unrecorded):
+        owner, results = entry
+        if worker_id is not None and owner != worker_id:
+            continue
+        await record_results(runtime, owner, results, runtime.clock())
+        kept.unrecorded.remove(entry)
+        done += len(results)
+    for release in list(kept.releases):
+        owner, ids, not_called = release
+        if worker_id is not None and owner != worker_id:
+            continue
+        requeued, unconfirmed = await release_claims(owner, ids, not_called)
+        kept.releases.remove(release)
+        done += requeued + unconfirmed
+    return done
+
+
+class Lane(HandOver):
     """One worker's share of a run: batches until the run is done, stopped or must wait."""
 
     def __init__(self, runtime: Runtime, run_id: int) -> None:
@@ -122,8 +127,7 @@ class Lane:
         self.avg_segments = 1.0
         # monotonic time after which no new group is handed over (set by the lane's job)
         self.deadline: float | None = None
-        self._status_checked = 0.0
-        self._calling: set[int] = set()  # this batch's messages whose provider call started
+        self._init_handover()
 
     async def prepare(self) -> bool:
         run = await CampaignRun.get_or_none(id=self.run_id)
@@ -149,12 +153,6 @@ class Lane:
             if average and average[0] is not None:
                 self.avg_segments = max(1.0, float(average[0]))
         return True
-
-    def _limiter(self, channel: str) -> RateLimiter | None:
-        """SMS parts share CAMPAIGNS_SEND_RATE; e-mail has its own limit, if one is set."""
-        if channel == "sms":
-            return self.runtime.rate_limiter
-        return self.runtime.extras.get("email_rate_limiter")
 
     def _batch_limit(self) -> int:
         assert self.campaign is not None
@@ -184,19 +182,12 @@ class Lane:
         self._calling = set()
         try:
             batch = await skip_opted_out(batch, self.worker_id, now)
-            results, stop = await self._send(batch)
-            tally, reasons = await record_results(
-                self.runtime, self.worker_id, results, self.runtime.clock()
-            )
+            stop = await self._send(batch)
         except BaseException:
             # Cut off (arq's timeout, SIGTERM, a database error): nothing stays `sending`
             # under this live worker, or the run would wait for it forever.
             await _shielded(self._abandon([m.id for m in batch]))
             raise
-        self.sent += tally.submitted
-        self.tried += tally.submitted + tally.failed + tally.unconfirmed
-        self.failed += tally.failed
-        self.reasons.update(reasons)
         if await self._auto_pause():
             return LaneResult("paused")
         if stop is None or stop.reason == _RECHECK:
@@ -206,12 +197,30 @@ class Lane:
         return stop
 
     async def _abandon(self, ids: list[int]) -> None:
+        kept = leftovers(self.runtime)
+        results, self._unrecorded = self._unrecorded, []
+        not_called = set(ids) - self._calling
+        if results:
+            try:
+                await record_results(self.runtime, self.worker_id, results, self.runtime.clock())
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    # Not an outage: their calls started, so they become unconfirmed below.
+                    log.exception("run %s: outcomes of a batch not recorded", self.run_id)
+                else:
+                    # The database is away: written as soon as it answers again.
+                    kept.unrecorded.append((self.worker_id, results))
+                    kept.releases.append((self.worker_id, ids, not_called))
+                    log.warning("run %s: batch interrupted, kept for later", self.run_id)
+                    return
         try:
-            requeued, unconfirmed = await release_claims(
-                self.worker_id, ids, set(ids) - self._calling
-            )
-        except Exception:
-            log.exception("run %s: claims of an interrupted batch not released", self.run_id)
+            requeued, unconfirmed = await release_claims(self.worker_id, ids, not_called)
+        except Exception as exc:
+            if database_unavailable(exc):
+                kept.releases.append((self.worker_id, ids, not_called))
+                log.warning("run %s: batch interrupted, kept for later", self.run_id)
+            else:
+                log.exception("run %s: claims of an interrupted batch not released", self.run_id)
             return
         log.warning(
             "run %s: batch interrupted, %d message(s) queued again, %d unconfirmed",
@@ -224,8 +233,11 @@ class Lane:
         """Settle this worker's claims in the run that an earlier lane could not release.
 
         Called when a lane starts: a process works a run with one lane at a time, so
-        any `sending` claim of this worker in the run belongs to no running batch.
+        any `sending` claim of this worker in the run belongs to no running batch. What
+        an interrupted batch kept in memory is written first: its known outcomes, and
+        which calls never started.
         """
+        await record_leftovers(self.runtime, self.worker_id)
         requeued, unconfirmed = await release_claims(
             self.worker_id,
             await Message.filter(
@@ -261,169 +273,6 @@ class Lane:
             return LaneResult("retry_later", earliest[0])
         await campaign_service.finish_run(self.run_id, now)
         return LaneResult("done")
-
-    async def _send(
-        self, batch: list[Claimed]
-    ) -> tuple[list[tuple[Claimed, SendResult]], LaneResult | None]:
-        """Plan, hand over and send the batch; the results, and why it stopped early if so."""
-        results: list[tuple[Claimed, SendResult]] = []
-        sendable: list[Claimed] = []
-        for message in batch:
-            if message.address:
-                sendable.append(message)
-            else:
-                results.append(
-                    (message, SendResult(Outcome.FAILED, parts=0, reason="campaigns:no-address"))
-                )
-        try:
-            groups = await self._plan(sendable)
-        except Exception as exc:
-            # The limiter (Redis) failed before anything left: the batch waits in the queue.
-            log.warning("run %s: rate limit unavailable (%s)", self.run_id, type(exc).__name__)
-            await release_claims(self.worker_id, [m.id for m in sendable], set())
-            retry = self.runtime.clock() + timedelta(seconds=self.cfg.idle_poll)
-            return results, LaneResult("waiting", retry)
-        sent, stop = await self._hand_over(groups)
-        return results + sent, stop
-
-    async def _plan(self, messages: list[Claimed]) -> list[_Group]:
-        """Reserve each message's place in the rate limit, in order; group by planned time."""
-        groups: list[_Group] = []
-        for message in messages:
-            limiter = self._limiter(message.channel)
-            at = time.monotonic()
-            if limiter is not None:
-                units = message.segments if message.channel == "sms" else 1
-                at += await limiter.reserve(units)
-            last = groups[-1] if groups else None
-            if (
-                last is not None
-                and at < last.at + GROUP_SPAN
-                and len(last.items) < self.cfg.concurrency
-            ):
-                last.items.append((message, at))
-            else:
-                groups.append(_Group(at, [(message, at)]))
-        return groups
-
-    async def _hand_over(
-        self, groups: list[_Group]
-    ) -> tuple[list[tuple[Claimed, SendResult]], LaneResult | None]:
-        """Group after group: wait for its time, check, mark handed in one UPDATE, send.
-
-        Sends overlap across groups, `concurrency` at a time; at most twice that many
-        are handed over and unfinished, so that a crash leaves few handed messages
-        that had not yet reached the provider.
-        """
-        semaphore = asyncio.Semaphore(self.cfg.concurrency)
-        ahead = 2 * self.cfg.concurrency
-        tasks: list[asyncio.Task[tuple[Claimed, SendResult]]] = []
-        unfinished: set[asyncio.Task[tuple[Claimed, SendResult]]] = set()
-        stop: LaneResult | None = None
-        try:
-            for index, group in enumerate(groups):
-                delay = group.at - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                while unfinished and len(unfinished) + len(group.items) > ahead:
-                    _, unfinished = await asyncio.wait(
-                        unfinished, return_when=asyncio.FIRST_COMPLETED
-                    )
-                stop = await self._interrupted()
-                if stop is not None:
-                    rest = [m.id for later in groups[index:] for m, _ in later.items]
-                    await release_claims(self.worker_id, rest, set())
-                    break
-                handed = await self._hand([m.id for m, _ in group.items])
-                for message, at in group.items:
-                    if message.id in handed:
-                        task = asyncio.create_task(self._call(message, at, semaphore))
-                        tasks.append(task)
-                        unfinished.add(task)
-            return list(await asyncio.gather(*tasks)), stop
-        except BaseException:
-            for task in tasks:
-                task.cancel()  # those not yet in the provider's hands never will be
-            raise
-
-    async def _interrupted(self) -> LaneResult | None:
-        """Why the next group must not be handed over, if it must not."""
-        assert self.campaign is not None and self.window is not None
-        now = self.runtime.clock()
-        if not self.window.is_open(now):
-            return LaneResult("window", self.window.next_open(now))
-        stopping = self.runtime.extras.get("stopping")
-        if (self.deadline is not None and time.monotonic() >= self.deadline) or (
-            stopping is not None and stopping()
-        ):
-            return LaneResult(_BUDGET)
-        if time.monotonic() - self._status_checked >= _STATUS_EVERY:
-            status = await Campaign.filter(id=self.campaign.id).values_list("status", flat=True)
-            self._status_checked = time.monotonic()
-            if not status or status[0] != CampaignStatus.RUNNING:
-                return LaneResult(_RECHECK)
-        return None
-
-    async def _hand(self, ids: list[int]) -> set[int]:
-        """Mark the group handed over; the ids still ours to send (normally all of them)."""
-        now = self.runtime.clock()
-        mine = Message.filter(id__in=ids, claimed_by=self.worker_id, status=M.SENDING)
-        if await mine.update(handed_at=now) == len(ids):
-            return set(ids)
-        # Some claims were taken from us meanwhile (superseded by the campaign's next run,
-        # or given back after our heartbeat was missed): only the others are sent.
-        return set(await mine.filter(handed_at__isnull=False).values_list("id", flat=True))
-
-    async def _call(
-        self, message: Claimed, at: float, semaphore: asyncio.Semaphore
-    ) -> tuple[Claimed, SendResult]:
-        delay = at - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)  # its own place in the rate limit, within the group
-        async with semaphore:
-            self._calling.add(message.id)
-            return message, await self._send_one(message)
-
-    async def _send_one(self, message: Claimed) -> SendResult:
-        """The provider call; any error from it is an unknown outcome (it may have left)."""
-        runtime = self.runtime
-        try:
-            if message.channel == "sms":
-                assert runtime.sms is not None, "no SMS provider"
-                return await runtime.sms.send_sms(
-                    SmsRequest(
-                        message_id=str(message.id),
-                        to=message.address or "",
-                        sender=self.sender,
-                        text=message.text,
-                        unicode=(message.encoding or "").upper().startswith("UCS"),
-                    )
-                )
-            assert runtime.email is not None, "no e-mail provider"
-            return await runtime.email.send_email(self._email(message))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # We cannot tell whether it left: never re-send blindly.
-            log.exception("message %s: provider error", message.id)
-            return SendResult(Outcome.UNCONFIRMED, parts=0, reason=f"error:{type(exc).__name__}")
-
-    def _email(self, message: Claimed) -> EmailRequest:
-        settings = self.runtime.settings
-        headers: dict[str, str] = {}
-        if message.address:
-            url = unsubscribe_url(settings.public_url, settings.signing_key, message.address)
-            headers["List-Unsubscribe"] = f"<{url}>"
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        return EmailRequest(
-            message_id=str(message.id),
-            to=message.address or "",
-            sender=settings.email_sender,
-            subject=message.subject or "",
-            text=message.text,
-            html=message.html,
-            headers=headers,
-        )
 
     async def _auto_pause(self) -> bool:
         threshold = self.runtime.settings.failure_pause_threshold

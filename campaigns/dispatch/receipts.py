@@ -1,28 +1,44 @@
-"""Delivery receipts: settle a message's parts, then derive the message's status from them.
+"""Delivery receipts applied in bulk: settle each message's parts, then derive its status.
+
+The status webhook only stores a receipt (`campaigns.dispatch.receipt_store`); a job
+applies the pending ones here, many at a time, in one transaction that never waits for
+dispatch: appliers run one at a time (an advisory lock), lock the messages concerned in
+ascending id order, and leave alone the messages dispatch is still sending (their
+receipts wait until the send is recorded, `DEFER` seconds at a time).
 
 Vonage sends one receipt per part, in any order, possibly more than once, possibly
 before dispatch has recorded the send. A receipt is matched by the part's provider id,
 else by its client-ref (our message id). A message is delivered when every part is;
 failed, rejected or expired as soon as one part is (with the part's err-code in French,
-as the provider's parser described it);
-accepted and buffered change nothing but the part. A receipt for an `unconfirmed`
-message proves it left: it becomes submitted (or delivered). Applying a receipt twice
-changes nothing.
+as the provider's parser described it); accepted and buffered change nothing but the
+part. A receipt for an `unconfirmed` message proves it left: it becomes submitted (or
+delivered). Applying a receipt twice changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, Protocol
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from campaigns.models import Message, MessagePart, MessageStatus, Person
-from providers.base import FINAL_STATUSES, DeliveryReceipt
+from campaigns.core.db import on_postgres
+from campaigns.dispatch.bulk import bulk_update, bulk_upsert
+from campaigns.dispatch.outages import retry_lock_conflicts
+from campaigns.models import DeliveryReceipt, Message, MessagePart, MessageStatus, Person
+from providers.base import FINAL_STATUSES
 
-__all__ = ["ReceiptResult", "apply_receipt", "derive_status"]
+__all__ = [
+    "DEFER",
+    "ApplyTally",
+    "apply_pending_receipts",
+    "derive_status",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +50,21 @@ _OPEN = (M.SENDING, M.SUBMITTED, M.UNCONFIRMED)
 # A failure read from another part than the receipt at hand, whose code that receipt
 # cannot describe (only its own): the code itself follows the text.
 OTHER_PART_FAILED = "Échec signalé par l'opérateur"
+DEFER = 1.0  # seconds a receipt waits while its message is still being sent
+BATCH = 2000  # receipts applied per transaction
+_APPLY_LOCK = 0x43_52_45_43  # pg_advisory_xact_lock key: one applier at a time
 
 
-@dataclass(frozen=True)
-class ReceiptResult:
-    outcome: str  # applied, unknown
-    message_id: int | None = None
-    status: str | None = None
+class _Receipt(Protocol):
+    err_code: Any
+    error_text: str
 
 
 def derive_status(
     current: MessageStatus,
     segments: int,
     parts: list[tuple[str, str | None]],
-    receipt: DeliveryReceipt,
+    receipt: _Receipt,
 ) -> tuple[MessageStatus, str | None]:
     """The message status its parts' (status, err_code) imply, and the error text if failed.
 
@@ -67,103 +84,221 @@ def derive_status(
     return M.SUBMITTED, None
 
 
-def _error_text(code: str, receipt: DeliveryReceipt) -> str:
+def _error_text(code: str, receipt: _Receipt) -> str:
     # A part's text depends on its code alone: the receipt describes any part sharing it
     # (the part row keeps the code cut to its column's 8 characters).
-    if code == receipt.err_code[:8].strip():
+    if code == (receipt.err_code or "")[:8].strip():
         return receipt.error_text
     return OTHER_PART_FAILED
 
 
-async def _find_message_id(receipt: DeliveryReceipt) -> tuple[int | None, bool]:
-    """(message id, whether the part is already known)."""
-    part = await MessagePart.filter(provider_message_id=receipt.message_id).values_list(
-        "message_id", flat=True
+@dataclass
+class ApplyTally:
+    applied: int = 0
+    unknown: int = 0
+    deferred: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.applied + self.unknown + self.deferred
+
+
+@dataclass
+class _Part:
+    message_id: int
+    status: str = "submitted"
+    err_code: str | None = None
+    price: Decimal | None = None
+    dirty: bool = False
+
+
+@dataclass
+class _State:
+    """One message as the receipts of this round leave it."""
+
+    message: Message
+    parts: dict[str, _Part] = field(default_factory=dict)
+    dirty: bool = False
+    contacted_at: datetime | None = None
+
+
+async def apply_pending_receipts(now: datetime, *, limit: int = BATCH) -> ApplyTally:
+    """Apply up to `limit` pending receipts (oldest first) in one transaction."""
+
+    async def once() -> ApplyTally:
+        async with in_transaction() as conn:
+            return await _apply(conn, now, limit)
+
+    return await retry_lock_conflicts(once, what="applying receipts")
+
+
+async def _apply(conn: BaseDBAsyncClient, now: datetime, limit: int) -> ApplyTally:
+    tally = ApplyTally()
+    if on_postgres(conn):
+        await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [_APPLY_LOCK])
+    due = Q(due_at__isnull=True) | Q(due_at__lte=now)
+    receipts = (
+        await DeliveryReceipt.filter(due, applied_at__isnull=True)
+        .order_by("id")
+        .limit(limit)
+        .using_db(conn)
     )
-    if part:
-        return part[0], True
-    ref = (receipt.client_ref or "").strip()
-    if ref.isdigit() and len(ref) < 19 and await Message.exists(id=int(ref)):
-        return int(ref), False
-    return None, False
-
-
-def _message_changes(
-    message: Message,
-    status: MessageStatus,
-    error: str | None,
-    rows: list[tuple[str, str | None, Decimal | None]],
-    receipt: DeliveryReceipt,
-    now: datetime,
-) -> dict[str, object]:
-    """The columns of the message to change, given its newly derived status."""
-    update: dict[str, object] = {}
-    if status != message.status:
-        update["status"] = status
-        update["error"] = error
-    if status in (M.DELIVERED, *_FAILURES.values()):
-        if message.settled_at is None:
-            update["settled_at"] = now
-    elif message.settled_at is not None:
-        update["settled_at"] = None  # a revised final status (rare): open again
-    if message.sent_at is None:
-        update["sent_at"] = receipt.message_timestamp or now
-    if message.price is None:
-        prices = [p for _, _, p in rows if p is not None]
-        if prices:
-            update["price"] = sum(prices, Decimal(0))
-    return update
-
-
-async def apply_receipt(receipt: DeliveryReceipt, now: datetime) -> ReceiptResult:
-    """Record one receipt; unknown ids are acknowledged (the caller answers 2xx) and logged."""
-    message_id, known = await _find_message_id(receipt)
-    if message_id is None:
-        log.info("delivery receipt for unknown message %s", receipt.message_id[:64])
-        return ReceiptResult("unknown")
-    async with in_transaction() as conn:
-        # Receipts for the parts of one message are applied one after the other.
-        message = (
-            await Message.filter(id=message_id)
-            .select_for_update()
-            .only("id", "status", "segments", "settled_at", "sent_at", "price", "person_id")
-            .using_db(conn)
-            .first()
-        )
-        if message is None:
-            return ReceiptResult("unknown")
-        if not known:
-            await MessagePart.bulk_create(
-                [MessagePart(message_id=message_id, provider_message_id=receipt.message_id[:64])],
-                ignore_conflicts=True,
-                using_db=conn,
-            )
-        part = MessagePart.filter(provider_message_id=receipt.message_id).using_db(conn)
-        changes: dict[str, object] = {"status": receipt.status, "err_code": receipt.err_code[:8]}
-        if receipt.price is not None:
-            changes["price"] = receipt.price
-        if receipt.is_final:
-            await part.update(**changes)
+    if not receipts:
+        return tally
+    known = dict(
+        await MessagePart.filter(provider_message_id__in={r.provider_message_id for r in receipts})
+        .using_db(conn)
+        .values_list("provider_message_id", "message_id")
+    )
+    target = {r.id: known.get(r.provider_message_id) or _client_ref(r) for r in receipts}
+    wanted = sorted({mid for mid in target.values() if mid is not None})
+    existing = dict(await Message.filter(id__in=wanted).using_db(conn).values_list("id", "status"))
+    # Dispatch still sending a message: its receipt waits (no lock taken on such rows).
+    messages = (
+        await Message.filter(id__in=wanted)
+        .exclude(status=M.SENDING)
+        .order_by("id")
+        .select_for_update(no_key=True)
+        .only("id", "status", "segments", "settled_at", "sent_at", "price", "person_id", "error")
+        .using_db(conn)
+    )
+    states = {m.id: _State(m) for m in messages}
+    for mid, pid, status, err_code, price in (
+        await MessagePart.filter(message_id__in=list(states))
+        .using_db(conn)
+        .values_list("message_id", "provider_message_id", "status", "err_code", "price")
+    ):
+        states[mid].parts[pid] = _Part(mid, status, err_code, price)
+    outcomes: list[tuple[int, str, int | None]] = []
+    deferred: list[int] = []
+    for receipt in receipts:
+        mid = target[receipt.id]
+        if mid is None or mid not in existing:
+            log.info("delivery receipt for unknown message %s", receipt.provider_message_id)
+            outcomes.append((receipt.id, "unknown", None))
+            tally.unknown += 1
+        elif mid not in states:
+            deferred.append(receipt.id)
+            tally.deferred += 1
         else:
-            # A late "accepted" never undoes a final status of the part.
-            await part.filter(status__not_in=sorted(FINAL_STATUSES)).update(**changes)
-        if message.status not in _OPEN and message.settled_at is None:
-            return ReceiptResult("applied", message_id, message.status.value)
-        rows = (
-            await MessagePart.filter(message_id=message_id)
+            _settle(states[mid], receipt, now)
+            outcomes.append((receipt.id, "applied", mid))
+            tally.applied += 1
+    await _write(conn, states, outcomes, deferred, now)
+    return tally
+
+
+def _client_ref(receipt: DeliveryReceipt) -> int | None:
+    ref = (receipt.client_ref or "").strip()
+    return int(ref) if ref.isdigit() and len(ref) < 19 else None
+
+
+def _settle(state: _State, receipt: DeliveryReceipt, now: datetime) -> None:
+    """Apply one receipt to the message's in-memory state, as if alone."""
+    message = state.message
+    part = state.parts.get(receipt.provider_message_id)
+    if part is None:
+        part = state.parts[receipt.provider_message_id] = _Part(message.id)
+    # A late "accepted" never undoes a final status of the part.
+    if receipt.status in FINAL_STATUSES or part.status not in FINAL_STATUSES:
+        part.status = receipt.status
+        part.err_code = (receipt.err_code or "")[:8]
+        if receipt.price is not None:
+            part.price = receipt.price
+        part.dirty = True
+    if message.status not in _OPEN and message.settled_at is None:
+        return
+    parts = [(p.status, p.err_code) for p in state.parts.values()]
+    status, error = derive_status(message.status, message.segments, parts, receipt)
+    was = message.status
+    if status != message.status:
+        message.status, message.error = status, error
+    if status in (M.DELIVERED, *_FAILURES.values()):
+        message.settled_at = message.settled_at or now
+    else:
+        message.settled_at = None  # a revised final status (rare): open again
+    if message.sent_at is None:
+        message.sent_at = receipt.message_timestamp or now
+    if message.price is None:
+        prices = [p.price for p in state.parts.values() if p.price is not None]
+        if prices:
+            message.price = sum(prices, Decimal(0))
+    state.dirty = True
+    if was in (M.SENDING, M.UNCONFIRMED) and message.person_id is not None:
+        state.contacted_at = message.sent_at
+
+
+_CONTACTED_SQL = """
+UPDATE person AS p SET last_contacted_at = v.at
+FROM unnest($1::int[], $2::timestamptz[]) AS v(id, at)
+WHERE p.id = v.id AND p.id IN (
+  SELECT id FROM person WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE SKIP LOCKED)
+"""
+
+
+async def _write(
+    conn: BaseDBAsyncClient,
+    states: dict[int, _State],
+    outcomes: list[tuple[int, str, int | None]],
+    deferred: list[int],
+    now: datetime,
+) -> None:
+    parts = [
+        (p.message_id, pid, p.status, p.err_code, p.price, now)
+        for state in states.values()
+        for pid, p in state.parts.items()
+        if p.dirty
+    ]
+    await bulk_upsert(
+        conn,
+        "message_part",
+        "provider_message_id",
+        [
+            ("message_id", "bigint"),
+            ("provider_message_id", "text"),
+            ("status", "text"),
+            ("err_code", "text"),
+            ("price", "numeric"),
+            ("updated_at", "timestamptz"),
+        ],
+        parts,
+        update=("status", "err_code", "price", "updated_at"),
+    )
+    changed = [s.message for s in states.values() if s.dirty]
+    await bulk_update(
+        conn,
+        "message",
+        ("id", "bigint"),
+        [
+            ("status", "text"),
+            ("error", "text"),
+            ("settled_at", "timestamptz"),
+            ("sent_at", "timestamptz"),
+            ("price", "numeric"),
+        ],
+        [(m.id, str(m.status), m.error, m.settled_at, m.sent_at, m.price) for m in changed],
+    )
+    contacted = sorted(
+        (s.message.person_id, s.contacted_at)
+        for s in states.values()
+        if s.contacted_at is not None and s.message.person_id is not None
+    )
+    if contacted and on_postgres(conn):
+        ids = [pid for pid, _ in contacted]
+        await conn.execute_query(_CONTACTED_SQL, [ids, [at for _, at in contacted]])
+    else:
+        for person_id, at in contacted:
+            await Person.filter(id=person_id).using_db(conn).update(last_contacted_at=at)
+    await bulk_update(
+        conn,
+        "delivery_receipt",
+        ("id", "bigint"),
+        [("applied_at", "timestamptz"), ("outcome", "text"), ("message_id", "bigint")],
+        [(rid, now, outcome, mid) for rid, outcome, mid in outcomes],
+    )
+    if deferred:
+        await (
+            DeliveryReceipt.filter(id__in=deferred)
             .using_db(conn)
-            .values_list("status", "err_code", "price")
+            .update(due_at=now + timedelta(seconds=DEFER))
         )
-        status, error = derive_status(
-            message.status, message.segments, [(s, e) for s, e, _ in rows], receipt
-        )
-        update = _message_changes(message, status, error, rows, receipt, now)
-        if update:
-            await Message.filter(id=message_id).using_db(conn).update(**update)
-        if message.status in (M.SENDING, M.UNCONFIRMED) and message.person_id is not None:
-            await (
-                Person.filter(id=message.person_id)
-                .using_db(conn)
-                .update(last_contacted_at=update.get("sent_at") or message.sent_at or now)
-            )
-    return ReceiptResult("applied", message_id, status.value)

@@ -15,6 +15,12 @@ from typing import Any
 
 from campaigns.core.runtime import Runtime
 from campaigns.dispatch.lanes import Lane, LaneResult
+from campaigns.dispatch.outages import (
+    database_outage,
+    database_unavailable,
+    lock_conflict,
+    wait_for_database,
+)
 from campaigns.models import CampaignRun, CampaignStatus
 
 __all__ = ["kick_running_runs", "run_lane", "start_run_dispatch"]
@@ -99,25 +105,60 @@ async def run_lane(runtime: Runtime, run_id: int, slot: int, chain: str, bounces
 
 async def _run_with_lease(runtime: Runtime, run_id: int, lease: str, chain: str) -> LaneResult:
     """Batches until the lane must stop, renewing the lease before each; no new group
-    is handed over after the lane's budget (the rest of a batch goes back to the queue)."""
+    is handed over after the lane's budget (the rest of a batch goes back to the queue).
+
+    The database going away does not end the lane: it waits for it (until its budget is
+    spent, then hands over to a fresh job), then gives back what the outage left in
+    `sending` and goes on, so that nothing waits for the minute's tick. A lock conflict
+    (deadlock, serialization failure) is retried at once.
+    """
     assert runtime.coordination is not None
     lane = Lane(runtime, run_id)
-    if not await lane.prepare():
-        return LaneResult("gone")
-    await lane.release_orphans()
+    outage = database_outage(runtime.extras)
     lane.deadline = time.monotonic() + runtime.dispatch.lane_budget
+    prepared = False
     while True:
-        if not await runtime.coordination.acquire(lease, chain, runtime.dispatch.heartbeat_ttl):
-            # The lease expired and another chain holds the slot now: two lanes on one
-            # slot would multiply the lanes of the run, so this one stops.
-            log.warning("run %s: lane lease %s lost, lane stopped", run_id, lease)
-            return LaneResult("lost", None, lane.sent)
-        result = await lane.step()
+        try:
+            if not prepared:
+                if not await lane.prepare():
+                    return LaneResult("gone")
+                await lane.release_orphans()
+                prepared = True
+            if not await runtime.coordination.acquire(lease, chain, runtime.dispatch.heartbeat_ttl):
+                # The lease expired and another chain holds the slot now: two lanes on one
+                # slot would multiply the lanes of the run, so this one stops.
+                log.warning("run %s: lane lease %s lost, lane stopped", run_id, lease)
+                return LaneResult("lost", None, lane.sent)
+            result = await lane.step()
+        except Exception as exc:
+            if lock_conflict(exc):
+                # A deadlock or serialization failure: the batch was given back, go on at
+                # once rather than at the next minute's tick.
+                log.info("run %s: lock conflict, lane goes on", run_id)
+                continue
+            if not database_unavailable(exc) or _redis_error(exc):
+                raise
+            outage.failed(exc)
+            left = max(1.0, lane.deadline - time.monotonic())
+            if not await wait_for_database(outage, limit=left):
+                return LaneResult("budget", None, lane.sent)
+            prepared = False
+            continue
         if result is not None:
             return result
         stopping = runtime.extras.get("stopping")
         if time.monotonic() >= lane.deadline or (stopping is not None and stopping()):
             return LaneResult("budget", None, lane.sent)
+
+
+def _redis_error(exc: BaseException) -> bool:
+    """A Redis client error (leases, rate limit): the worker deals with Redis outages."""
+    current: BaseException | None = exc
+    while current is not None:
+        if type(current).__module__.startswith("redis"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 async def kick_running_runs(runtime: Runtime) -> list[int]:

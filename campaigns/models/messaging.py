@@ -171,3 +171,33 @@ class MessagePart(Model):
 
     class Meta:
         table = "message_part"
+
+
+class DeliveryReceipt(Model):
+    """A delivery receipt as it arrived, stored append-only by the status webhook.
+
+    The webhook writes one row and takes no lock on the message; a job applies pending
+    rows to messages and parts in bulk (see `campaigns.dispatch.receipts`). Vonage's
+    retries of a receipt land once: one row per part and status.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    provider_message_id = fields.CharField(max_length=64)
+    status = fields.CharField(max_length=12)
+    err_code = fields.CharField(max_length=8, null=True)
+    error_text = fields.CharField(max_length=255, default="")
+    price = fields.DecimalField(max_digits=10, decimal_places=5, null=True)
+    client_ref = fields.CharField(max_length=100, null=True)
+    message_timestamp = fields.DatetimeField(null=True)
+    received_at = fields.DatetimeField()
+    # Null until applied. A receipt whose message is still being sent waits for dispatch
+    # to record the send: it is looked at again from `due_at`.
+    applied_at = fields.DatetimeField(null=True)
+    due_at = fields.DatetimeField(null=True)
+    outcome = fields.CharField(max_length=12, null=True)  # applied, unknown
+    message_id = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "delivery_receipt"
+        unique_together = (("provider_message_id", "status"),)
+        indexes = (("applied_at", "id"), ("received_at",))

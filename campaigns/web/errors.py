@@ -8,9 +8,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from campaigns.core.errors import DomainError
+from campaigns.dispatch.outages import database_unavailable
 from campaigns.web.keys import Handler
 
 log = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER = 5  # seconds: a PostgreSQL restart takes a few
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -65,7 +68,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except HttpProcessingError:
         # A malformed multipart part or header, met while the handler reads the body.
         return error_response(request, 400, "bad_request", "Requête mal formée")
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            # The database is away for a moment (a restart): try again later, not a bug.
+            response = error_response(
+                request,
+                503,
+                "unavailable",
+                "Base de données momentanément indisponible : réessayez.",
+            )
+            response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+            return response
         # The traceback goes to the log; the client gets no internals.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(request, 500, "internal", "Erreur interne du serveur")

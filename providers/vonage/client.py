@@ -114,28 +114,37 @@ def _nothing_sent(exc: BaseException) -> bool:
 
 def _network_result(exc: requests.RequestException) -> SendResult:
     if isinstance(exc, requests.ConnectTimeout):
-        return SendResult(Outcome.RETRY, parts=0, reason="vonage:connect-timeout")
+        return SendResult(Outcome.RETRY, parts=0, reason="vonage:connect-timeout", unreachable=True)
     if isinstance(exc, requests.ReadTimeout):
         return SendResult(Outcome.UNCONFIRMED, parts=0, reason="vonage:read-timeout")
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
         return SendResult(Outcome.RETRY, parts=0, reason="vonage:bad-host")
     if _nothing_sent(exc):
         kind = "tls" if isinstance(exc, requests.exceptions.SSLError) else "connect-failed"
-        return SendResult(Outcome.RETRY, parts=0, reason=f"vonage:{kind}")
+        return SendResult(Outcome.RETRY, parts=0, reason=f"vonage:{kind}", unreachable=True)
     return SendResult(Outcome.UNCONFIRMED, parts=0, reason="vonage:connection-lost")
 
 
 def _http_error_result(exc: HttpRequestError) -> SendResult:
+    """Vonage answered with an HTTP error: the SMS did not leave, it goes back to the queue.
+
+    429 is a throttle (no attempt spent); a 4xx (credentials, account) or 5xx is tried
+    again later, until the attempts run out.
+    """
     status = exc.response.status_code
-    if status == 429 or status >= 500:
-        retry_after = None
-        header = exc.response.headers.get("Retry-After", "")
-        if header.strip().isdigit():
-            retry_after = float(header.strip())
-        return SendResult(
-            Outcome.RETRY, parts=0, reason=f"vonage:http-{status}", retry_after=retry_after
-        )
-    return SendResult(Outcome.FAILED, parts=0, reason=f"vonage:http-{status}")
+    retry_after = None
+    header = exc.response.headers.get("Retry-After", "")
+    if header.strip().isdigit():
+        retry_after = float(header.strip())
+    if status == 429 and retry_after is None:
+        retry_after = _THROTTLE_PAUSE
+    return SendResult(
+        Outcome.RETRY,
+        parts=0,
+        reason=f"vonage:http-{status}",
+        retry_after=retry_after,
+        throttled=status == 429,
+    )
 
 
 def _price(entries: list[dict[str, Any]]) -> Decimal | None:
@@ -175,7 +184,9 @@ def interpret_response(data: Any) -> SendResult:
     reason = f"vonage:{_describe(refused[0])}"
     if code in RETRYABLE_STATUSES:
         retry_after = _THROTTLE_PAUSE if code == 1 else None
-        return SendResult(Outcome.RETRY, parts=0, reason=reason, retry_after=retry_after)
+        return SendResult(
+            Outcome.RETRY, parts=0, reason=reason, retry_after=retry_after, throttled=code == 1
+        )
     return SendResult(Outcome.FAILED, parts=0, reason=reason)
 
 
@@ -208,6 +219,9 @@ class VonageSmsProvider:
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if ca_file and not os.path.isfile(ca_file):
+            # Else every send would fail before leaving, reported as an unknown outcome.
+            raise ValueError(f"VONAGE_CA_FILE : fichier introuvable ({ca_file})")
         self._api_key = api_key
         self._api_secret = api_secret
         self._rest_host = rest_host
@@ -282,7 +296,9 @@ class VonageSmsProvider:
         except requests.RequestException as exc:
             result = _network_result(exc)
         except Exception as exc:  # unknown failure mid-request: it may have left
-            logger.warning("vonage: message %s: unexpected %s", req.message_id, type(exc).__name__)
+            logger.warning(
+                "vonage: message %s: unexpected %s (%s)", req.message_id, type(exc).__name__, exc
+            )
             return SendResult(Outcome.UNCONFIRMED, parts=0, reason="vonage:unexpected-error")
         else:
             result = interpret_response(data)

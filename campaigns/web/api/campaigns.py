@@ -15,6 +15,7 @@ from campaigns.campaign.preview import launch_blockers
 from campaigns.campaign.progress import campaign_state
 from campaigns.core import audit
 from campaigns.core.errors import Conflict, Invalid
+from campaigns.dispatch import settle
 from campaigns.models import CampaignStatus, MessageStatus
 from campaigns.staff import MANAGERS, actor_for
 from campaigns.web.http import (
@@ -180,6 +181,35 @@ async def cancel(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     actor = actor_for(current_staff(request))
     result = await service.cancel(int_param(request, "id"), actor=actor, now=runtime.clock())
+    return json_response(result)
+
+
+@router.route(
+    "POST",
+    "/api/v1/campaigns/{id}/unconfirmed/resend",
+    summary="Renvoyer les messages non confirmés après le délai des accusés "
+    "(quelques personnes pourraient le recevoir deux fois)",
+    roles=MANAGERS,
+)
+async def resend_unconfirmed(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    actor = actor_for(current_staff(request))
+    result = await settle.resend_unconfirmed(int_param(request, "id"), actor=actor, runtime=runtime)
+    return json_response(result)
+
+
+@router.route(
+    "POST",
+    "/api/v1/campaigns/{id}/unconfirmed/close",
+    summary="Classer comme non envoyés les messages non confirmés après le délai des accusés",
+    roles=MANAGERS,
+)
+async def close_unconfirmed(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    actor = actor_for(current_staff(request))
+    result = await settle.close_unconfirmed(
+        int_param(request, "id"), actor=actor, settings=runtime.settings, now=runtime.clock()
+    )
     return json_response(result)
 
 

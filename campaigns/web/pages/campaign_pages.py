@@ -15,6 +15,7 @@ from campaigns.campaign import reports as campaign_reports
 from campaigns.campaign.progress import campaign_state, progress_percent
 from campaigns.core.errors import DomainError
 from campaigns.core.settings import Settings
+from campaigns.dispatch import settle
 from campaigns.messages import template_store as store
 from campaigns.registry import audiences
 from campaigns.staff import MANAGERS
@@ -231,12 +232,20 @@ async def _act(request: web.Request, action: str) -> web.StreamResponse:
         "pause": "Campagne mise en pause.",
         "resume": "Campagne reprise.",
         "cancel": "Campagne annulée : les messages pas encore partis ne partiront pas.",
+        "resend": "Messages non confirmés renvoyés. " + settle.RESEND_WARNING,
+        "close": "Messages non confirmés classés comme non envoyés.",
     }
     try:
         if action == "pause":
             await service.pause(campaign_id, actor=actor, reason="mise en pause par l'équipe")
         elif action == "resume":
             await service.resume(campaign_id, actor=actor, runtime=runtime)
+        elif action == "resend":
+            await settle.resend_unconfirmed(campaign_id, actor=actor, runtime=runtime)
+        elif action == "close":
+            await settle.close_unconfirmed(
+                campaign_id, actor=actor, settings=runtime.settings, now=runtime.clock()
+            )
         else:
             await service.cancel(campaign_id, actor=actor, now=runtime.clock())
     except DomainError as exc:
@@ -259,3 +268,13 @@ async def campaign_resume(request: web.Request) -> web.StreamResponse:
 @router.page("POST", "/campagnes/{id}/annuler", MANAGERS)
 async def campaign_cancel(request: web.Request) -> web.StreamResponse:
     return await _act(request, "cancel")
+
+
+@router.page("POST", "/campagnes/{id}/non-confirmes/renvoyer", MANAGERS)
+async def campaign_resend_unconfirmed(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "resend")
+
+
+@router.page("POST", "/campagnes/{id}/non-confirmes/classer", MANAGERS)
+async def campaign_close_unconfirmed(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "close")
