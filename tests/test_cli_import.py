@@ -15,7 +15,7 @@ from campaigns.cli.main import main
 from campaigns.models import Membership, Person
 from campaigns.registry.demo import fill_demo
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 DOMICILIES = DATA / "registre_domicilies.csv"
 ANIMATIONS = DATA / "registre_animations_cp1252.csv"
 CONSOLE_SCRIPT = Path(sys.executable).with_name("campaigns")
