@@ -33,6 +33,7 @@ import asyncio
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -328,6 +329,7 @@ async def run(args: argparse.Namespace) -> None:
     url = f"{BASE_URL}/{DATABASE}"
     queue = f"campaigns-bench-{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
+    finished = False
     processes: list[subprocess.Popen[bytes]] = []
     try:
         await migrate(url)
@@ -413,6 +415,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f"load average after: {load_average()}")
         emit_result(figures)  # for bench/run_all.py
         await runtime.queue.close()  # type: ignore[union-attr]
+        finished = True
     finally:
         for process in processes:
             if process.poll() is None:
@@ -425,6 +428,10 @@ async def run(args: argparse.Namespace) -> None:
         await close_db()
         await _cleanup_redis(queue)
         await admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        if finished:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs kept in {work}", file=sys.stderr)
 
 
 def main() -> None:

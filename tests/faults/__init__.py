@@ -1,0 +1,1 @@
+"""Fault-injection scenarios: real workers, their own PostgreSQL and Redis, the emulator."""
