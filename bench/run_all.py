@@ -24,6 +24,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -271,8 +272,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     chosen = [b for b in BENCHES if args.only is None or b.name in args.only]
-    logs = Path("/tmp") / f"campaigns-bench-{int(time.time())}"
-    logs.mkdir(parents=True, exist_ok=True)
+    # The system's temporary folder, not a fixed path: the logs are this run's own.
+    logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-"))
     print(f"run_all{' --quick' if args.quick else ''}: load average {load_average()}, logs {logs}")
     started = time.perf_counter()
     outcomes = [run(bench, args.quick, logs) for bench in chosen]
