@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "FINAL_STATUSES",
@@ -150,6 +150,13 @@ class SmsProvider(Protocol):
     async def send_sms(self, req: SmsRequest) -> SendResult: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class KeepsOutbox(Protocol):
+    """A provider that keeps what it "sends" (the console one), for the staff pages."""
+
+    def read_outbox(self, limit: int) -> list[dict[str, Any]]: ...
 
 
 @runtime_checkable

@@ -68,6 +68,9 @@ class ConsoleSmsProvider:
     def __init__(self, outbox_dir: Path) -> None:
         self._outbox = _Outbox(outbox_dir)
 
+    def read_outbox(self, limit: int) -> list[dict[str, Any]]:
+        return read_outbox(self._outbox.dir, limit)
+
     async def send_sms(self, req: SmsRequest) -> SendResult:
         parts = estimate_sms_parts(req.text, req.unicode)
         fields = {

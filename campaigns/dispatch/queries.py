@@ -3,48 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import deque
-from pathlib import Path
 from typing import Any
 
-from campaigns.core.settings import Settings
+from campaigns.core.runtime import Runtime
+from providers.base import KeepsOutbox
 
 OUTBOX_LIMIT = 200
-# The file the console providers append one JSON line to per message (providers/console.py
-# writes it). The domain may not import a concrete provider, so the name is repeated here;
-# tests/test_pages.py sends through the runtime's console provider and reads the message
-# back on the page, so the writer and this reader cannot drift apart unnoticed.
-OUTBOX_FILE = "outbox.jsonl"
 
 
 async def console_outbox(
-    settings: Settings, limit: int = OUTBOX_LIMIT
+    runtime: Runtime, limit: int = OUTBOX_LIMIT
 ) -> list[dict[str, Any]] | None:
     """The last messages the console provider wrote, newest first; None when SMS really leave.
 
-    Only the console provider keeps what it "sends" (in ``settings.outbox_dir``); with a
-    real provider the campaign pages are where sent messages are followed.
+    Only the console provider keeps what it "sends"; with a real provider the campaign
+    pages are where sent messages are followed.
     """
-    if settings.sms_provider != "console":
+    if runtime.settings.sms_provider != "console" or not isinstance(runtime.sms, KeepsOutbox):
         return None
     # A file read: off the event loop, webhooks keep flowing while a large outbox is read.
-    return await asyncio.to_thread(_read_last, Path(settings.outbox_dir) / OUTBOX_FILE, limit)
-
-
-def _read_last(path: Path, limit: int) -> list[dict[str, Any]]:
-    if limit <= 0 or not path.exists():
-        return []
-    last: deque[str] = deque(maxlen=limit)
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                last.append(line)
-    records = []
-    for line in reversed(last):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            # A line cut by a crash mid-write: skip it rather than hide the whole outbox.
-            continue
-    return records
+    return await asyncio.to_thread(runtime.sms.read_outbox, limit)

@@ -161,7 +161,7 @@ SIMULATED_KEY = "simulated_reply"
 @router.page("GET", "/envoyes", MANAGERS, "outbox.html")
 async def outbox(request: web.Request) -> dict[str, Any]:
     settings = request.app[RUNTIME].settings
-    records = await console_outbox(settings, limit=OUTBOX_LIMIT)
+    records = await console_outbox(request.app[RUNTIME], limit=OUTBOX_LIMIT)
     session = await get_session(request)
     numbers = [r["to"] for r in records or [] if r.get("channel", "sms") == "sms" and r.get("to")]
     return {
