@@ -1,6 +1,7 @@
 """The tortoise models of the service, one module per domain area."""
 
 from campaigns.models.audit import AuditEvent
+from campaigns.models.calls import CallOutcome, CallStatus, CallTask, CampaignCaller
 from campaigns.models.messaging import (
     Campaign,
     CampaignRun,
@@ -27,7 +28,11 @@ __all__ = [
     "ApiToken",
     "Audience",
     "AuditEvent",
+    "CallOutcome",
+    "CallStatus",
+    "CallTask",
     "Campaign",
+    "CampaignCaller",
     "CampaignRun",
     "CampaignStatus",
     "DeliveryReceipt",

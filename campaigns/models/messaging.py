@@ -89,12 +89,18 @@ class Campaign(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     launched_at = fields.DatetimeField(null=True)
     completed_at = fields.DatetimeField(null=True)
+    # A journey's later steps (an SMS reminder, then calls) for those who stay silent:
+    # {"reminder_days", "reminder_template_id", "call_days", "call_template_id"}.
+    journey: dict[str, Any] | None = fields.JSONField(null=True)
+    # A step campaign made by a journey points at the campaign that began it.
+    parent_id = fields.IntField(null=True)
+    step = fields.CharField(max_length=12, null=True)
 
     runs: fields.ReverseRelation[CampaignRun]
 
     class Meta:
         table = "campaign"
-        indexes = (("status", "next_run_at"),)
+        indexes = (("status", "next_run_at"), ("parent_id",))
 
 
 class CampaignRun(Model):

@@ -1,4 +1,4 @@
-"""Staff accounts (admins, coordinators, caseworkers) and their API tokens."""
+"""Staff accounts (admins, coordinators, caseworkers, volunteers) and their API tokens."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ class Role(StrEnum):
     ADMIN = "admin"
     COORDINATOR = "coordinator"
     CASEWORKER = "caseworker"
+    # Takes call tasks from the pools of the call campaigns they are named on, nothing else.
+    BENEVOLE = "benevole"
 
 
 class Staff(Model):
