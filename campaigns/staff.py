@@ -18,11 +18,15 @@ from campaigns.core.clock import utcnow
 from campaigns.core.errors import Conflict, Invalid, NotFound, Unauthorised
 from campaigns.models import ApiToken, AuditEvent, Role, Staff
 
-QUEUES = ("urgence", "rappel", "triage")
+QUEUES = ("urgence", "rappel", "triage", "suivi")
+# A new caseworker works the reply queues; the follow-up of injoignables is given on purpose.
+CASEWORKER_QUEUES = ("urgence", "rappel", "triage")
 # The role groups every guard uses: API routes and staff pages share this one table.
 ADMINS: tuple[Role, ...] = (Role.ADMIN,)
 MANAGERS: tuple[Role, ...] = (Role.ADMIN, Role.COORDINATOR)
 ALL_ROLES: tuple[Role, ...] = (Role.ADMIN, Role.COORDINATOR, Role.CASEWORKER)
+# Who may take calls: volunteers see nothing else (no register, no replies, no queues).
+CALLERS: tuple[Role, ...] = (*ALL_ROLES, Role.BENEVOLE)
 TOKEN_LIFETIME = timedelta(hours=12)
 _hasher = PasswordHasher()
 # Verifying against this keeps the response time the same for unknown e-mails.
@@ -69,7 +73,7 @@ async def create_staff(
     try:
         role = Role(role)
     except ValueError:
-        raise Invalid("Rôle inconnu : attendu admin, coordinator ou caseworker") from None
+        raise Invalid("Rôle inconnu : attendu admin, coordinator, caseworker ou benevole") from None
     if await Staff.filter(email=email).exists():
         raise Conflict(f"Un compte existe déjà pour {email}")
     if password is not None and len(password) < 10:
@@ -77,7 +81,7 @@ async def create_staff(
     generated = password is None
     password = password or generate_password()
     if queues is None:
-        queues = list(QUEUES) if role is Role.CASEWORKER else []
+        queues = list(CASEWORKER_QUEUES) if role is Role.CASEWORKER else []
     unknown = [q for q in queues if q not in QUEUES]
     if unknown:
         raise Invalid(f"File(s) inconnue(s) : {', '.join(unknown)}")
@@ -176,7 +180,7 @@ async def set_role(staff_id: int, role: Role | str, *, actor: Actor) -> Staff | 
     try:
         new_role = Role(role)
     except ValueError:
-        raise Invalid("Rôle inconnu : attendu admin, coordinator ou caseworker") from None
+        raise Invalid("Rôle inconnu : attendu admin, coordinator, caseworker ou benevole") from None
     if member.role is new_role:
         return member
     member.role = new_role

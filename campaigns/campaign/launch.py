@@ -22,6 +22,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from campaigns.calls.generation import cancel_open_tasks, create_tasks
 from campaigns.campaign.launch_batches import (
     PERSON_COLUMNS,
     Batch,
@@ -59,6 +60,7 @@ from campaigns.models import (
     Person,
     TemplateVersion,
 )
+from campaigns.rules.queues import opening_window
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +343,8 @@ async def _start_run(
     """
     version = await check_version(campaign)
     audience, criteria = await _criteria(campaign)
-    batches = _audience(campaign, criteria, _today(runtime, now))
+    calls = campaign.channel == "appel"
+    batches = None if calls else _audience(campaign, criteria, _today(runtime, now))
     previous_status = campaign.status
     try:
         async with in_transaction():
@@ -358,20 +361,20 @@ async def _start_run(
                 changes.update(launched_at=now, launched_by_id=actor.id)
             if not await claim.update(**changes):
                 return None
-            # A lane still working an earlier run sends only what it marked handed over.
-            superseded = (
-                await Message.filter(campaign_id=campaign.id)
-                .filter(
-                    Q(status=MessageStatus.QUEUED)
-                    | Q(status=MessageStatus.SENDING, handed_at__isnull=True)
-                )
-                .update(status=MessageStatus.CANCELLED, error=SUPERSEDED, settled_at=now)
-            )
             number = await CampaignRun.filter(campaign_id=campaign.id).count() + 1
             run = await CampaignRun.create(campaign_id=campaign.id, number=number)
-            plan = await _materialise(
-                campaign, version, runtime.settings, batches, run_id=run.id, now=now, write=True
-            )
+            if batches is None:
+                superseded = await cancel_open_tasks(campaign.id, keep_run=run.id, now=now)
+                campaign.audience_snapshot = {
+                    **(campaign.audience_snapshot or {}),
+                    "filter": criteria,
+                }
+                plan = await _call_cycle(campaign, runtime, run.id, number, now)
+            else:
+                superseded = await _supersede_messages(campaign.id, now)
+                plan = await _materialise(
+                    campaign, version, runtime.settings, batches, run_id=run.id, now=now, write=True
+                )
             run.recipients, run.skipped = plan.queued, sum(plan.skipped.values())
             await run.save(update_fields=["recipients", "skipped"])
             snapshot = _snapshot(campaign, audience, criteria, plan.audience_count, now)
@@ -398,7 +401,9 @@ async def _start_run(
     log.info(
         "campaign %s run %s: %s queued, %s skipped", campaign.id, number, plan.queued, run.skipped
     )
-    if plan.queued:
+    if calls:
+        pass  # calls are taken by callers, and the run stays open until the next cycle
+    elif plan.queued:
         await enqueue_dispatch(runtime, run.id)
     else:
         await finish_run(run.id, now)
@@ -409,6 +414,35 @@ async def _start_run(
         **detail,
         "warnings": _plan_warnings(plan),
     }
+
+
+async def _supersede_messages(campaign_id: int, now: datetime) -> int:
+    # A lane still working an earlier run sends only what it marked handed over.
+    return (
+        await Message.filter(campaign_id=campaign_id)
+        .filter(
+            Q(status=MessageStatus.QUEUED) | Q(status=MessageStatus.SENDING, handed_at__isnull=True)
+        )
+        .update(status=MessageStatus.CANCELLED, error=SUPERSEDED, settled_at=now)
+    )
+
+
+async def _call_cycle(
+    campaign: Campaign, runtime: Runtime, run_id: int, number: int, now: datetime
+) -> Plan:
+    """A call campaign's cycle: one task per reachable person instead of messages."""
+    window = opening_window(runtime.settings)
+    due = now if window.is_open(now) else window.next_open(now)
+    tasks = await create_tasks(
+        campaign, run_id, number, now=now, due_at=due, today=_today(runtime, now)
+    )
+    plan = Plan(audience_count=tasks.eligible + tasks.no_phone + tasks.opted_out)
+    plan.queued = tasks.created
+    if tasks.no_phone:
+        plan.skipped["no_address"] = tasks.no_phone
+    if tasks.opted_out:
+        plan.skipped["opted_out"] = tasks.opted_out
+    return plan
 
 
 async def start_due_runs(runtime: Runtime, now: datetime) -> int:

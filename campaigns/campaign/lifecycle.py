@@ -168,7 +168,8 @@ async def create_campaign(
         audience_id=audience_id,
         sender=_check_sender(sender) if channel == "sms" else None,
         hotline=hotline,
-        expects_replies=expects_replies,
+        # A call campaign sends nothing, so nothing comes back by SMS.
+        expects_replies=expects_replies and channel != "appel",
         scheduled_at=scheduled_at,
         recurrence_days=recurrence_days,
         price_per_part=settings.sms_price_per_part if channel == "sms" else Decimal(0),

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(default=False, validation_alias=_env("CAMPAIGNS_SECURE_COOKIES"))
     # Escalation queues' due times: "urgence=1h,rappel=24oh,triage=48h" (oh: opening hours).
     queues: str = Field(default=DEFAULT_QUEUES_SPEC, validation_alias=_env("CAMPAIGNS_QUEUES"))
+    # Call campaigns: attempts before a person is "injoignable", least delay between two.
+    call_max_attempts: int = Field(
+        default=3, ge=1, le=10, validation_alias=_env("CAMPAIGNS_CALL_ATTEMPTS")
+    )
+    call_retry_hours: float = Field(
+        default=2, gt=0, le=72, validation_alias=_env("CAMPAIGNS_CALL_RETRY_HOURS")
+    )
     # A CCAS's own reply rules, added to the packaged ones (checked at start-up).
     reply_rules: Path | None = Field(default=None, validation_alias=_env("CAMPAIGNS_REPLY_RULES"))
     # Worker tuning. The queue name is also the prefix of every Redis key we write.

@@ -27,7 +27,8 @@ from campaigns.messages.rendering import (
 )
 from campaigns.models import Template, TemplateVersion
 
-CHANNELS = ("sms", "email")
+# "appel": a caller's script, read by staff and never sent to the person.
+CHANNELS = ("sms", "email", "appel")
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,17 @@ def template_error(exc: TemplateError) -> Invalid:
 def check_content(channel: str, content: TemplateContent) -> TemplateContent:
     """Refuse an unusable template before it is stored; returns the content as it will be kept."""
     if channel not in CHANNELS:
-        raise Invalid("Canal inconnu : « sms » ou « email » attendu.", code="bad_channel")
+        raise Invalid(
+            "Canal inconnu : « sms », « email » ou « appel » attendu.", code="bad_channel"
+        )
     if channel == "email":
         if not (content.subject or "").strip():
             raise Invalid("Un e-mail doit avoir un objet.", code="missing_subject")
         subject, body_html, fold = content.subject, content.body_html, False
     else:
-        # An SMS has neither subject nor HTML part; accent folding only makes sense there.
-        subject, body_html, fold = None, None, content.fold_accents
+        # An SMS or a script has neither subject nor HTML part; folding is for SMS only.
+        subject, body_html = None, None
+        fold = content.fold_accents and channel == "sms"
     try:
         check_template(content.body, subject, body_html=body_html)
     except TemplateError as exc:

@@ -241,3 +241,14 @@ def parse_phone_cell(raw: str, default_region: str = "FR") -> PhoneCell:
         else:
             others.append(phone)
     return PhoneCell(mobile, landline, tuple(others), None, tuple(invalid))
+
+
+def format_national(e164: str) -> str:
+    """A stored E.164 number as a caller reads it ("06 12 34 56 78"); unchanged if unparsable."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    region = phonenumbers.region_code_for_number(number)
+    style = PhoneNumberFormat.NATIONAL if region == "FR" else PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)

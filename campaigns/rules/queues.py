@@ -66,9 +66,16 @@ QUEUE_LABELS: dict[str, str] = {
     "urgence": "Urgence",
     "rappel": "Rappel demandé",
     "triage": "À trier",
+    # People a call campaign could not reach: a home visit or the emergency contact.
+    "suivi": "Injoignables : visite ou contact",
 }
-_DEFAULT_PRIORITIES = {"urgence": PRIORITY_HIGH, "rappel": PRIORITY_NORMAL, "triage": PRIORITY_LOW}
-DEFAULT_QUEUES_SPEC = "urgence=1h,rappel=24oh,triage=48h"
+_DEFAULT_PRIORITIES = {
+    "urgence": PRIORITY_HIGH,
+    "rappel": PRIORITY_NORMAL,
+    "triage": PRIORITY_LOW,
+    "suivi": PRIORITY_HIGH,
+}
+DEFAULT_QUEUES_SPEC = "urgence=1h,rappel=24oh,triage=48h,suivi=24oh"
 
 # A distress reply is urgent whatever queue it lands in.
 _LABEL_PRIORITIES = {"distress": PRIORITY_HIGH}

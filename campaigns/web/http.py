@@ -134,6 +134,8 @@ class RouteSpec:
     tag: str = "api"
     query: tuple[str | Param, ...] = ()
     content_type: str = "application/json"
+    # A success without a body, and what it means (204 "nothing to take").
+    no_content: str | None = None
 
     @property
     def query_params(self) -> list[Param]:
@@ -160,6 +162,7 @@ class ApiRouter:
         response: type[BaseModel] | None = None,
         query: tuple[str | Param, ...] = (),
         content_type: str = "application/json",
+        no_content: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             spec = RouteSpec(
@@ -173,6 +176,7 @@ class ApiRouter:
                 self.tag,
                 query,
                 content_type,
+                no_content,
             )
             checked = _checking_params(spec, handler)
             guarded = require_roles(roles)(checked) if roles is not None else checked

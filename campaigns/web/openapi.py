@@ -35,6 +35,8 @@ def build_openapi(routers: list[ApiRouter], *, version: str) -> dict[str, Any]:
                     },
                 },
             }
+            if spec.no_content:
+                operation["responses"]["204"] = {"description": spec.no_content}
             if spec.roles is not None:
                 operation["security"] = [{"bearer": []}]
                 operation["x-roles"] = [role.value for role in spec.roles]

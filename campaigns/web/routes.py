@@ -8,6 +8,7 @@ from aiohttp.typedefs import Middleware
 from campaigns.core.runtime import Runtime
 from campaigns.web import auth, security, unsubscribe
 from campaigns.web.api import audiences as api_audiences
+from campaigns.web.api import calls as api_calls
 from campaigns.web.api import campaigns as api_campaigns
 from campaigns.web.api import escalations as api_escalations
 from campaigns.web.api import imports as api_imports
@@ -40,6 +41,7 @@ def api_routers() -> list[ApiRouter]:
         api_audiences.router,
         api_templates.router,
         api_campaigns.router,
+        api_calls.router,
         api_escalations.router,
         api_replies.router,
         webhooks_inbound.router,

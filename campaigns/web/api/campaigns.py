@@ -37,7 +37,7 @@ PER_PAGE = 50
 
 class CampaignCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    channel: Literal["sms", "email"]
+    channel: Literal["sms", "email", "appel"]
     template_id: int
     audience_id: int
     sender: str | None = Field(default=None, max_length=20)

@@ -26,7 +26,7 @@ MAX_BODY = 10_000
 
 class TemplateCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    channel: Literal["sms", "email"]
+    channel: Literal["sms", "email", "appel"]
     body: str = Field(min_length=1, max_length=MAX_BODY)
     subject: str | None = Field(default=None, max_length=255)
     body_html: str | None = Field(default=None, max_length=5 * MAX_BODY)
@@ -55,7 +55,7 @@ class TemplateOut(BaseModel):
 
 
 class PreviewRequest(BaseModel):
-    channel: Literal["sms", "email"]
+    channel: Literal["sms", "email", "appel"]
     body: str = Field(min_length=1, max_length=MAX_BODY)
     subject: str | None = Field(default=None, max_length=255)
     body_html: str | None = Field(default=None, max_length=5 * MAX_BODY)

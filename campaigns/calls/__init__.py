@@ -1,0 +1,1 @@
+"""Call campaigns: tasks per cycle, who calls whom, outcomes and retries, coverage."""

@@ -1,0 +1,149 @@
+"""A 3-day recurring call campaign over a register, driven by a simulated clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from campaigns.calls.generation import create_tasks
+from campaigns.calls.outcomes import OutcomeRequest, record_outcome
+from campaigns.calls.taking import claim_next
+from campaigns.campaign.launch import start_due_runs
+from campaigns.core.runtime import Runtime
+from campaigns.models import (
+    CallStatus,
+    CallTask,
+    CampaignRun,
+    Escalation,
+    EscalationNote,
+    OptOut,
+    Role,
+)
+from campaigns.rules.call_retry import day_part
+from campaigns.rules.queues import opening_window
+from tests.call_support import Clock, call_campaign, fragile_register, staff
+
+
+@pytest.fixture
+def clock(runtime: Runtime) -> Clock:
+    clock = Clock()
+    runtime.clock = clock
+    return clock
+
+
+async def test_three_day_cycles_retries_followups_and_same_caller(
+    runtime: Runtime, clock: Clock
+) -> None:
+    worker = await staff("cw@ccas.test", Role.CASEWORKER)
+    volunteer = await staff("vol@ccas.test", Role.BENEVOLE)
+    people = await fragile_register(6, referent="cw@ccas.test")
+    campaign, result = await call_campaign(runtime, callers=[worker.email, volunteer.email])
+    assert result is not None and result["recipients"] == 6
+    run1 = await CampaignRun.get(campaign_id=campaign.id, number=1)
+    tasks = {t.person_id: t for t in await CallTask.filter(run_id=run1.id)}
+    assert set(tasks) == {p.id for p in people}
+    # The referent takes calls on this campaign: their person is theirs, the rest a pool.
+    assert tasks[people[0].id].assignee_id == worker.id
+    assert all(tasks[p.id].assignee_id is None for p in people[1:])
+
+    # Generating the cycle again creates nothing: nobody is called twice in a cycle.
+    again = await create_tasks(
+        campaign, run1.id, 1, now=clock.now, due_at=clock.now, today=clock.now.date()
+    )
+    assert again.created == 0 and again.eligible == 6
+
+    # The caseworker's "next" gives their own person; the volunteer's the pool, oldest first.
+    own = await claim_next(worker, clock.now)
+    assert own is not None and own.person_id == people[0].id
+    await record_outcome(worker, own.id, OutcomeRequest("joint_rien"), runtime)
+    taken = []
+    for _ in range(5):
+        task = await claim_next(volunteer, clock.now)
+        assert task is not None
+        taken.append(task)
+        outcome = "joint_rien" if task.person_id != people[1].id else "pas_de_reponse"
+        await record_outcome(volunteer, task.id, OutcomeRequest(outcome), runtime)
+    assert await claim_next(volunteer, clock.now) is None  # the retry is not due yet
+
+    # No answer three times: retried at other times of day, in opening hours, then injoignable.
+    window = opening_window(runtime.settings)
+    silent = await CallTask.get(run_id=run1.id, person_id=people[1].id)
+    attempts_at = [clock.now]
+    for attempt in (2, 3):
+        assert silent.status == CallStatus.RETRY
+        assert silent.assignee_id == volunteer.id  # the same voice calls back
+        due = silent.due_at
+        assert due > clock.now and window.is_open(due)
+        assert day_part(due, window) not in {day_part(a, window) for a in attempts_at}
+        clock.now = due
+        again_task = await claim_next(volunteer, clock.now)
+        assert again_task is not None and again_task.id == silent.id
+        attempts_at.append(clock.now)
+        await record_outcome(volunteer, silent.id, OutcomeRequest("messagerie"), runtime)
+        silent = await CallTask.get(id=silent.id)
+        assert silent.attempts == attempt
+    assert silent.status == CallStatus.INJOIGNABLE
+    follow_up = await Escalation.get(person_id=people[1].id, queue="suivi")
+    note = await EscalationNote.get(escalation_id=follow_up.id)
+    assert "Injoignable après 3" in note.text and "Fille 1" in note.text
+    assert silent.escalation_id == follow_up.id
+
+    # Three days later the next cycle starts: the same callers keep their people.
+    clock.now = campaign.next_run_at + timedelta(minutes=1)
+    assert await start_due_runs(runtime, clock.now) == 1
+    run2 = await CampaignRun.get(campaign_id=campaign.id, number=2)
+    cycle2 = {t.person_id: t for t in await CallTask.filter(run_id=run2.id)}
+    assert set(cycle2) == {p.id for p in people}
+    assert cycle2[people[0].id].assignee_id == worker.id
+    reached_by_volunteer = [t.person_id for t in taken if t.person_id != people[1].id]
+    assert all(cycle2[pid].assignee_id == volunteer.id for pid in reached_by_volunteer)
+    assert cycle2[people[1].id].assignee_id is None  # never reached: back to the pool
+
+
+async def test_refusal_stops_calls_and_next_cycle_skips_the_person(
+    runtime: Runtime, clock: Clock
+) -> None:
+    volunteer = await staff("vol@ccas.test", Role.BENEVOLE)
+    people = await fragile_register(3)
+    campaign, _ = await call_campaign(runtime, callers=[volunteer.email])
+    task = await claim_next(volunteer, clock.now)
+    assert task is not None
+    await record_outcome(volunteer, task.id, OutcomeRequest("refus_appels"), runtime)
+    person = next(p for p in people if p.id == task.person_id)
+    numbers = {f"tel:{n}" for n in (person.mobile, person.landline) if n}
+    stored = set(await OptOut.filter(channel="appel").values_list("address", flat=True))
+    assert stored == numbers
+    # An opt-out of calls is not an opt-out of SMS: the bare number is not blocked.
+    assert not await OptOut.filter(address__in=[n[4:] for n in numbers]).exists()
+    clock.now = campaign.next_run_at + timedelta(minutes=1)
+    await start_due_runs(runtime, clock.now)
+    run2 = await CampaignRun.get(campaign_id=campaign.id, number=2)
+    assert run2.recipients == 2 and run2.skipped == 1
+    assert not await CallTask.exists(run_id=run2.id, person_id=person.id)
+
+
+async def test_need_opens_an_escalation_and_wrong_number_a_follow_up(
+    runtime: Runtime, clock: Clock
+) -> None:
+    volunteer = await staff("vol@ccas.test", Role.BENEVOLE)
+    await fragile_register(2)
+    await call_campaign(runtime, callers=[volunteer.email], recurrence_days=None)
+    first = await claim_next(volunteer, clock.now)
+    assert first is not None
+    await record_outcome(
+        volunteer,
+        first.id,
+        OutcomeRequest("joint_besoin", queue="urgence", note="Chute hier soir"),
+        runtime,
+    )
+    escalation = await Escalation.get(person_id=first.person_id, queue="urgence")
+    notes = await EscalationNote.filter(escalation_id=escalation.id).values_list("text", flat=True)
+    assert any("Chute hier soir" in n for n in notes)
+    second = await claim_next(volunteer, clock.now)
+    assert second is not None
+    await record_outcome(volunteer, second.id, OutcomeRequest("faux_numero"), runtime)
+    assert await Escalation.exists(person_id=second.person_id, queue="suivi")
+    # Recording twice is refused: the call is over.
+    with pytest.raises(Exception, match="terminé"):
+        await record_outcome(volunteer, second.id, OutcomeRequest("joint_rien"), runtime)
