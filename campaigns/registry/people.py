@@ -15,6 +15,7 @@ from campaigns.core.audit import Actor
 from campaigns.core.clock import utcnow
 from campaigns.core.errors import Conflict, Invalid, NotFound
 from campaigns.models import (
+    CallTask,
     Escalation,
     EscalationNote,
     EscalationStatus,
@@ -338,10 +339,17 @@ async def erase(person_id: int, *, actor: Actor) -> dict[str, int]:
         )
         await EscalationNote.filter(escalation_id__in=escalation_ids).using_db(conn).delete()
         await Escalation.filter(id__in=escalation_ids).using_db(conn).delete()
+        # Calls keep their rows for the coverage counts, without the notes that tell of them.
+        calls = (
+            await CallTask.filter(person_id=person.id)
+            .using_db(conn)
+            .update(person_id=None, notes=[])
+        )
         await Membership.filter(person_id=person.id).using_db(conn).delete()
         await Person.filter(id=person.id).using_db(conn).delete()
     counts = {
         "memberships": memberships,
+        "calls_detached": calls,
         "messages_detached": messages,
         "replies_detached": replies,
         "escalations_deleted": len(escalation_ids),
@@ -387,6 +395,11 @@ async def export(person_id: int, *, actor: Actor) -> dict[str, Any]:
             _row(e, ("queue", "status", "priority", "outcome", "created_at", "resolved_at"))
             | {"notes": notes_by.get(e.id, [])}
             for e in escalations
+        ],
+        "calls": [
+            _row(c, ("campaign_id", "cycle", "status", "attempts", "outcome", "orientation"))
+            | {"due_at": _iso(c.due_at), "notes": c.notes or []}
+            for c in await CallTask.filter(person_id=person.id).order_by("id")
         ],
     }
     await audit.record(
