@@ -270,7 +270,7 @@ LONG_VARS = TemplateVars(
 
 
 def test_default_templates_are_all_there() -> None:
-    """The five SMS templates and the e-mail invitation load, with their segments."""
+    """The five SMS templates, the e-mail invitation and the call script load, with segments."""
     templates = {t.key: t for t in load_default_templates()}
     assert {k: (t.channel, t.segment) for k, t in templates.items()} == {
         "invitation_domicilies": ("sms", "domicilies"),
@@ -279,6 +279,7 @@ def test_default_templates_are_all_there() -> None:
         "invitation_registre_fragiles": ("sms", "registre_fragiles"),
         "relance": ("sms", None),
         "invitation": ("email", None),
+        "appel_registre_fragiles": ("appel", "registre_fragiles"),
     }
     assert len({t.name for t in templates.values()}) == len(templates)
     email = templates["invitation"]

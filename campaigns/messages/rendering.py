@@ -184,7 +184,7 @@ class DefaultTemplate:
     """A template shipped with the application, offered to every new CCAS."""
 
     name: str  # French label shown to coordinators
-    channel: str  # "sms" or "email"
+    channel: str  # "sms", "email" or "appel"
     subject: str | None
     body: str
     segment: str | None  # the population it is written for, if any
@@ -209,6 +209,9 @@ _SMS_DEFAULTS: dict[str, tuple[str, str | None]] = {
 _EMAIL_DEFAULTS: dict[str, tuple[str, str | None]] = {
     "invitation": ("Invitation (e-mail)", None),
 }
+_CALL_DEFAULTS: dict[str, tuple[str, str | None]] = {
+    "appel_registre_fragiles": ("Appel - registre des personnes fragiles", "registre_fragiles"),
+}
 
 
 def _read(path: Path) -> str:
@@ -216,7 +219,7 @@ def _read(path: Path) -> str:
 
 
 def load_default_templates(templates_dir: Path = TEMPLATES_DIR) -> list[DefaultTemplate]:
-    """The default SMS and e-mail templates read from ``templates/sms`` and ``templates/email``."""
+    """The default templates read from ``templates/sms``, ``templates/email`` and ``templates/appel``."""
     found: list[DefaultTemplate] = []
     for path in sorted((templates_dir / "sms").glob("*.j2")):
         label, segment = _SMS_DEFAULTS.get(path.stem, (path.stem, None))
@@ -238,4 +241,8 @@ def load_default_templates(templates_dir: Path = TEMPLATES_DIR) -> list[DefaultT
                 body_html=_read(html_path) if html_path.exists() else None,
             )
         )
+    # Callers' scripts: read by staff on the call sheet, never sent to anyone.
+    for path in sorted((templates_dir / "appel").glob("*.j2")):
+        label, segment = _CALL_DEFAULTS.get(path.stem, (path.stem, None))
+        found.append(DefaultTemplate(label, "appel", None, _read(path), segment, key=path.stem))
     return found

@@ -22,6 +22,7 @@ from campaigns.messages.rendering import (
     load_default_templates,
     render_email,
     render_sms,
+    render_sms_text,
     sample_campaign,
     sample_person,
 )
@@ -212,6 +213,20 @@ def preview(
                 "normalised": sms.normalised,
                 "folded": sms.folded,
                 "optout_mention": settings.sms_optout_mention,
+            }
+        if channel == "appel":
+            script = render_sms_text(content.body, variables, optout_mention=None)
+            return {
+                "channel": "appel",
+                "text": script,
+                "encoding": None,
+                "segments": 0,  # read by a caller: no SMS part, no cost
+                "parts": [script],
+                "units": len(script),
+                "ucs2_chars": [],
+                "normalised": False,
+                "folded": False,
+                "optout_mention": None,
             }
         url = unsubscribe_url or f"{settings.public_url.rstrip('/')}/desabonnement/exemple"
         email = render_email(content.subject or "", content.body, content.body_html, variables, url)
