@@ -219,7 +219,7 @@ def _read(path: Path) -> str:
 
 
 def load_default_templates(templates_dir: Path = TEMPLATES_DIR) -> list[DefaultTemplate]:
-    """The default templates read from ``templates/sms``, ``templates/email`` and ``templates/appel``."""
+    """The shipped templates: ``templates/sms``, ``templates/email`` and ``templates/appel``."""
     found: list[DefaultTemplate] = []
     for path in sorted((templates_dir / "sms").glob("*.j2")):
         label, segment = _SMS_DEFAULTS.get(path.stem, (path.stem, None))
