@@ -28,6 +28,7 @@ DOMAIN = (
     "campaigns.dispatch",
     "campaigns.replies",
     "campaigns.escalations",
+    "campaigns.calls",
     "campaigns.staff",
 )
 # What each layer may import of the project (a prefix match on dotted names).
