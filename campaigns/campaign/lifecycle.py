@@ -13,6 +13,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from campaigns.campaign.journey_spec import check_journey
 from campaigns.core import audit
 from campaigns.core.audit import Actor
 from campaigns.core.errors import Conflict, Invalid, NotFound
@@ -142,6 +143,7 @@ async def create_campaign(
     recurrence_days: int | None = None,
     expects_replies: bool = True,
     hotline: str | None = None,
+    journey: dict[str, Any] | None = None,
 ) -> Campaign:
     """A draft campaign on the template's current version; launch() sends or schedules it."""
     name = " ".join(name.split())
@@ -161,6 +163,8 @@ async def create_campaign(
     if scheduled_at is not None:
         scheduled_at = _aware(scheduled_at, settings)
     _check_schedule(scheduled_at, recurrence_days, now)
+    if journey is not None:
+        journey = await check_journey(channel, journey)
     campaign = await Campaign.create(
         name=name[:200],
         channel=channel,
@@ -174,6 +178,7 @@ async def create_campaign(
         recurrence_days=recurrence_days,
         price_per_part=settings.sms_price_per_part if channel == "sms" else Decimal(0),
         created_by_id=actor.id,
+        journey=journey,
     )
     await audit.record(actor, "campaign.create", "campaign", campaign.id, channel=channel)
     return campaign

@@ -37,6 +37,12 @@ class AudienceFilter(BaseModel):
         default=None, description="a une adresse utilisable pour ce canal, sans opposition"
     )
     not_contacted_days: int | None = Field(default=None, ge=1, le=36500)
+    silent_after: int | None = Field(
+        default=None,
+        ge=1,
+        le=2_147_483_647,
+        description="a reçu la campagne N et, depuis, n'a ni répondu, ni été joint, ni refusé",
+    )
 
     @field_validator("segments_any", "segments_all", "segments_none")
     @classmethod
@@ -169,7 +175,37 @@ def audience_query(criteria: AudienceFilter | dict[str, Any], today: date) -> Qu
     if f.not_contacted_days is not None:
         since = datetime.combine(today, time(), tzinfo=UTC) - timedelta(days=f.not_contacted_days)
         conditions.append(Q(last_contacted_at__isnull=True) | Q(last_contacted_at__lt=since))
+    if f.silent_after is not None:
+        conditions.append(_silent_after(f.silent_after))
     return Person.filter(*conditions)
+
+
+def _silent_after(campaign_id: int) -> Q:
+    """Received campaign N (or its reminder) and has given no sign since its launch.
+
+    A sign: a reply, an escalation, a call that reached them in one of the journey's
+    campaigns, or an opt-out of the address it went to. The id is an int checked by the
+    filter's model, so it can be written into the SQL.
+    """
+    n = int(campaign_id)
+    journey = f'SELECT "c"."id" FROM "campaign" "c" WHERE "c"."id" = {n} OR "c"."parent_id" = {n}'
+    since = f'(SELECT "c"."launched_at" FROM "campaign" "c" WHERE "c"."id" = {n})'
+    # A message that failed (unknown number) is no invitation: those go to the call step
+    # at once (campaigns.campaign.journeys), not to a reminder on the same number.
+    return _Condition(
+        '(EXISTS (SELECT 1 FROM "message" "jm" WHERE "jm"."person_id" = "person"."id" '
+        f'AND "jm"."campaign_id" = {n} AND "jm"."status" NOT IN '
+        "('skipped', 'cancelled', 'failed', 'rejected')) "
+        'AND NOT EXISTS (SELECT 1 FROM "reply" "jr" WHERE "jr"."person_id" = "person"."id" '
+        f'AND "jr"."received_at" >= {since}) '
+        'AND NOT EXISTS (SELECT 1 FROM "escalation" "je" WHERE "je"."person_id" = "person"."id" '
+        f'AND "je"."created_at" >= {since}) '
+        'AND NOT EXISTS (SELECT 1 FROM "call_task" "jt" WHERE "jt"."person_id" = "person"."id" '
+        "AND \"jt\".\"outcome\" IN ('joint_rien', 'joint_besoin', 'refus_appels') "
+        f'AND "jt"."campaign_id" IN ({journey})) '
+        'AND NOT EXISTS (SELECT 1 FROM "opt_out" "jo" WHERE "jo"."active" '
+        'AND ("jo"."address" = "person"."mobile" OR "jo"."address" = "person"."email")))'
+    )
 
 
 async def count(criteria: AudienceFilter | dict[str, Any], today: date | None = None) -> int:

@@ -20,6 +20,7 @@ from campaigns.core.runtime import Runtime
 from campaigns.escalations.lifecycle import escalate
 from campaigns.models import OptOut, Reply
 from campaigns.registry.optouts import lift_opt_out, normalise_address, opt_out
+from campaigns.replies.callbacks import callback_as_call
 from campaigns.replies.intake import REPLY_ACTOR, RetryLater
 from campaigns.replies.learning import current_model
 from campaigns.replies.matching import match_reply
@@ -103,6 +104,13 @@ async def process_reply(runtime: Runtime, reply_id: int) -> Reply | None:
     if decision.opt_out_requested:
         # The law asks that STOP be honoured; a STOP that says more is also read (queue).
         await opt_out(reply.msisdn, "sms", source="reply", reply_id=reply.id, actor=REPLY_ACTOR)
+    if queue == "rappel" and reply.escalation_id is None:
+        task = await callback_as_call(reply, runtime)
+        if task is not None:
+            # The call campaign's callers call back: no escalation waits beside the call.
+            queue = None
+            reply.explanation = {**explain(decision, None), "call_task_id": task.id}
+            await reply.save(update_fields=["explanation"])
     if queue is not None and reply.escalation_id is None:
         escalation = await escalate(reply=reply, queue=queue, label=decision.label, runtime=runtime)
         reply.escalation_id = escalation.id
