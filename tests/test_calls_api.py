@@ -146,3 +146,37 @@ async def test_callers_must_be_known_accounts(
     )
     assert response.status == 422
     assert "inconnu@ccas.test" in (await response.json())["detail"]
+
+
+async def test_campaign_page_data_counts_calls_and_journey_steps(
+    client: TestClient, tokens: Tokens, clock: Clock
+) -> None:
+    await fragile_register(2)
+    campaign_id = await _call_campaign(client, tokens, ["coordinator@ccas.test"])
+    state = await (
+        await client.get(f"/api/v1/campaigns/{campaign_id}", headers=tokens.headers("coordinator"))
+    ).json()
+    assert state["channel"] == "appel" and state["calls"]["todo"] == 2
+    invite = await _post(
+        client, tokens, "coordinator", "/api/v1/templates",
+        {"name": "Invitation", "channel": "sms", "body": "Bonjour, appelez-nous"},
+    )  # fmt: skip
+    script_id = state["template"]["id"]
+    bad = await client.post(
+        "/api/v1/campaigns",
+        json={"name": "Parcours", "channel": "sms", "template_id": invite["id"],
+              "audience_id": state["audience_id"], "journey": {"call_days": 2}},
+        headers=tokens.headers("coordinator"),
+    )  # fmt: skip
+    assert bad.status == 422
+    created = await _post(
+        client, tokens, "coordinator", "/api/v1/campaigns",
+        {"name": "Parcours", "channel": "sms", "template_id": invite["id"],
+         "audience_id": state["audience_id"],
+         "journey": {"call_days": 2, "call_template_id": script_id}},
+    )  # fmt: skip
+    assert created["journey"]["call_days"] == 2
+    journey = await (
+        await client.get(f"/api/v1/campaigns/{created['id']}", headers=tokens.headers("admin"))
+    ).json()
+    assert [s["step"] for s in journey["journey_steps"]] == ["invitation", "appel"]

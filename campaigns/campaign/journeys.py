@@ -223,13 +223,14 @@ async def journey_steps(campaign: Campaign) -> list[dict[str, Any]]:
     """Each step's counts, for the campaign page and the funnel (empty without a journey)."""
     if not campaign.journey or campaign.parent_id is not None:
         return []
-    times = step_times(campaign)
+    times = step_times(campaign)  # empty until the first campaign is launched
     steps = [await _message_step(campaign, "invitation", campaign.launched_at)]
-    reminder = await _child(campaign, "relance")
-    if "relance" in times:
-        steps.append(await _message_step(reminder, "relance", times["relance"]))
-    if "appel" in times:
-        steps.append(await _call_step_counts(await _child(campaign, "appel"), times["appel"]))
+    if campaign.journey.get("reminder_days"):
+        reminder = await _child(campaign, "relance")
+        steps.append(await _message_step(reminder, "relance", times.get("relance")))
+    if campaign.journey.get("call_days"):
+        calls = await _child(campaign, "appel")
+        steps.append(await _call_step_counts(calls, times.get("appel")))
     return steps
 
 
@@ -253,9 +254,9 @@ async def _message_step(
     return {**row, "recipients": sent, "delivered": delivered, "failed": failed, "replied": replied}
 
 
-async def _call_step_counts(campaign: Campaign | None, at: datetime) -> dict[str, Any]:
+async def _call_step_counts(campaign: Campaign | None, at: datetime | None) -> dict[str, Any]:
     row: dict[str, Any] = {"step": "appel", "campaign_id": campaign.id if campaign else None,
-                           "starts_at": at.isoformat()}  # fmt: skip
+                           "starts_at": at.isoformat() if at else None}  # fmt: skip
     if campaign is None:
         return {**row, "tasks": 0, "reached": 0, "injoignables": 0, "open": 0, "cancelled": 0}
     tasks = CallTask.filter(campaign_id=campaign.id)

@@ -11,6 +11,7 @@ from typing import Any
 
 from tortoise.functions import Count, Sum
 
+from campaigns.campaign.journeys import journey_steps
 from campaigns.campaign.lifecycle import STATUS_LABELS, campaign_warnings, get_campaign, money
 from campaigns.core.clock import utcnow
 from campaigns.core.csv_cells import safe_row
@@ -18,6 +19,8 @@ from campaigns.core.errors import Invalid
 from campaigns.core.settings import Settings
 from campaigns.dispatch import settle
 from campaigns.models import (
+    CallStatus,
+    CallTask,
     Campaign,
     CampaignRun,
     CampaignStatus,
@@ -113,6 +116,9 @@ async def campaign_stats(
     if counts[MessageStatus.UNCONFIRMED.value]:
         overdue = await settle.unconfirmed_overdue(campaign.id, now or utcnow(), hours)
     data["unconfirmed_overdue"] = overdue
+    if campaign.channel == "appel":
+        data["calls"] = await call_counts(campaign.id)
+    data["journey_steps"] = await journey_steps(campaign)
     if settings is not None:
         data["warnings"] = campaign_warnings(campaign, settings)
         if overdue:
@@ -145,7 +151,24 @@ def describe_campaign(campaign: Campaign) -> dict[str, Any]:
         "created_at": iso(campaign.created_at),
         "launched_at": iso(campaign.launched_at),
         "completed_at": iso(campaign.completed_at),
+        "journey": campaign.journey,
+        "parent_id": campaign.parent_id,
+        "step": campaign.step,
     }
+
+
+async def call_counts(campaign_id: int) -> dict[str, int]:
+    """A call campaign's tasks by status, every cycle together."""
+    rows = (
+        await CallTask.filter(campaign_id=campaign_id)
+        .annotate(n=Count("id"))
+        .group_by("status")
+        .values("status", "n")
+    )
+    counts = {status.value: 0 for status in CallStatus}
+    for row in rows:
+        counts[str(row["status"])] = int(row["n"])
+    return counts
 
 
 async def list_campaigns(status: str | None = None) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from campaigns.campaign import launch as campaign_launch
 from campaigns.campaign import lifecycle as service
 from campaigns.campaign import reports as campaign_reports
+from campaigns.campaign.journey_spec import JourneySpec
 from campaigns.campaign.preview import launch_blockers
 from campaigns.campaign.progress import campaign_state
 from campaigns.core import audit
@@ -45,6 +46,8 @@ class CampaignCreate(BaseModel):
     scheduled_at: datetime | None = None
     recurrence_days: int | None = None
     expects_replies: bool = True
+    # Later steps for the silent: a reminder, then calls (campaigns.campaign.journey_spec).
+    journey: JourneySpec | None = None
 
 
 class CampaignOut(BaseModel):
@@ -109,6 +112,7 @@ async def create_campaign(request: web.Request) -> web.Response:
         scheduled_at=body.scheduled_at,
         recurrence_days=body.recurrence_days,
         expects_replies=body.expects_replies,
+        journey=body.journey.model_dump(exclude_none=True) if body.journey else None,
     )
     data = campaign_reports.describe_campaign(campaign)
     data["warnings"] = service.campaign_warnings(campaign, runtime.settings)
