@@ -10,11 +10,15 @@ from campaigns.calls.generation import create_tasks
 from campaigns.calls.outcomes import OutcomeRequest, record_outcome
 from campaigns.calls.taking import claim_next
 from campaigns.campaign.launch import start_due_runs
+from campaigns.campaign.lifecycle import cancel
+from campaigns.core.errors import Conflict
 from campaigns.core.runtime import Runtime
 from campaigns.models import (
     CallStatus,
     CallTask,
+    Campaign,
     CampaignRun,
+    CampaignStatus,
     Escalation,
     EscalationNote,
     OptOut,
@@ -22,7 +26,7 @@ from campaigns.models import (
 )
 from campaigns.rules.call_retry import day_part
 from campaigns.rules.queues import opening_window
-from tests.call_support import Clock, call_campaign, fragile_register, staff
+from tests.call_support import ADMIN, Clock, call_campaign, fragile_register, staff
 
 
 @pytest.fixture
@@ -145,5 +149,25 @@ async def test_need_opens_an_escalation_and_wrong_number_a_follow_up(
     await record_outcome(volunteer, second.id, OutcomeRequest("faux_numero"), runtime)
     assert await Escalation.exists(person_id=second.person_id, queue="suivi")
     # Recording twice is refused: the call is over.
-    with pytest.raises(Exception, match="terminé"):
+    with pytest.raises(Conflict, match="terminé"):
         await record_outcome(volunteer, second.id, OutcomeRequest("joint_rien"), runtime)
+    # Every call made: the one-off campaign is completed.
+    campaign = await Campaign.get(id=first.campaign_id)
+    assert campaign.status == CampaignStatus.COMPLETED
+
+
+async def test_cancelling_a_call_campaign_cancels_its_calls(runtime: Runtime, clock: Clock) -> None:
+    volunteer = await staff("vol@ccas.test", Role.BENEVOLE)
+    await fragile_register(3)
+    campaign, _ = await call_campaign(runtime, callers=[volunteer.email])
+    in_hand = await claim_next(volunteer, clock.now)
+    assert in_hand is not None
+    result = await cancel(campaign.id, actor=ADMIN, now=clock.now)
+    assert result["status"] == "cancelled"
+    statuses = sorted(
+        await CallTask.filter(campaign_id=campaign.id).values_list("status", flat=True)
+    )
+    assert statuses == ["cancelled", "cancelled", "claimed"]
+    assert await claim_next(volunteer, clock.now) == in_hand  # the call in hand is finished
+    await record_outcome(volunteer, in_hand.id, OutcomeRequest("joint_rien"), runtime)
+    assert await claim_next(volunteer, clock.now) is None

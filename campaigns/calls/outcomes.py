@@ -22,7 +22,17 @@ from campaigns.core import audit
 from campaigns.core.errors import Conflict, Forbidden, Invalid
 from campaigns.core.runtime import Runtime
 from campaigns.escalations.from_calls import escalate_person
-from campaigns.models import CallOutcome, CallStatus, CallTask, Membership, Person, Staff
+from campaigns.models import (
+    CallOutcome,
+    CallStatus,
+    CallTask,
+    Campaign,
+    CampaignRun,
+    CampaignStatus,
+    Membership,
+    Person,
+    Staff,
+)
 from campaigns.rules.call_retry import next_attempt
 from campaigns.rules.queues import opening_window
 from campaigns.staff import QUEUES, actor_for, is_manager
@@ -135,7 +145,27 @@ async def record_outcome(
     person = await Person.get_or_none(id=task.person_id) if task.person_id else None
     if person is not None:
         await _consequences(task, person, outcome, request, follow_up, staff, runtime)
+    await _complete_if_done(task, now)
     return await CallTask.get(id=task.id)
+
+
+async def _complete_if_done(task: CallTask, now: datetime) -> None:
+    """A cycle with no call left is over; a one-off call campaign is then completed.
+
+    A recurring one waits for its next cycle; a journey's call step stays open, since
+    failed numbers and callbacks may still add calls to it.
+    """
+    if await CallTask.filter(
+        run_id=task.run_id, status__in=[*OPEN_STATUSES, CallStatus.CLAIMED]
+    ).exists():
+        return
+    await CampaignRun.filter(id=task.run_id, completed_at=None).update(completed_at=now)
+    await Campaign.filter(
+        id=task.campaign_id,
+        status=CampaignStatus.RUNNING,
+        recurrence_days__isnull=True,
+        parent_id__isnull=True,
+    ).update(status=CampaignStatus.COMPLETED, completed_at=now)
 
 
 def _retry_at(task: CallTask, now: datetime, runtime: Runtime) -> datetime:

@@ -13,6 +13,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from campaigns.calls.generation import cancel_open_tasks
 from campaigns.campaign.journey_spec import check_journey
 from campaigns.core import audit
 from campaigns.core.audit import Actor
@@ -330,6 +331,8 @@ async def cancel(campaign_id: int, *, actor: Actor, now: datetime) -> dict[str, 
         await CampaignRun.filter(campaign_id=campaign.id, completed_at=None).update(
             completed_at=now
         )
+        # A call campaign's calls not yet made are not made (one in hand is finished).
+        cancelled += await cancel_open_tasks(campaign.id, keep_run=None, now=now)
     await audit.record(actor, "campaign.cancel", "campaign", campaign.id, cancelled=cancelled)
     return {"status": campaign.status.value, "cancelled_messages": cancelled}
 
