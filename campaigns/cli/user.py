@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument(
         "--role",
         required=True,
-        choices=["admin", "coordinator", "caseworker"],
-        help="rôle du compte",
+        choices=["admin", "coordinator", "caseworker", "benevole"],
+        help="rôle du compte (benevole : les appels des campagnes où il est nommé, rien d'autre)",
     )
     add.add_argument("--name", default="", help="nom affiché")
     add.add_argument(

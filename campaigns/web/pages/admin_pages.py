@@ -27,6 +27,7 @@ ROLE_LABELS = {
     Role.ADMIN.value: "Administrateur",
     Role.COORDINATOR.value: "Coordinateur",
     Role.CASEWORKER.value: "Travailleur social",
+    Role.BENEVOLE.value: "Bénévole (appels seulement)",
 }
 # The one-time password waits in the encrypted session until the next page shows it once.
 NEW_PASSWORD_KEY = "new_staff_password"
