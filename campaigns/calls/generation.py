@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from tortoise import connections
+
 from campaigns.calls.callers import caller_ids
 from campaigns.calls.optouts import opted_out_numbers
 from campaigns.core.batch_insert import insert_rows
+from campaigns.core.db import on_postgres
 from campaigns.models import CallStatus, CallTask, Campaign, Person
 from campaigns.registry.audiences import audience_query
 
@@ -117,8 +120,35 @@ async def create_tasks(
                 "origin": origin,
             }
         )
-    result.created = len(await insert_rows(CallTask, rows, now, key=("person_id",)))
+    result.created = await _write(rows, now)
     return result
+
+
+async def _write(rows: list[dict[str, Any]], now: datetime) -> int:
+    """Insert the tasks, skipping people who have one in the cycle; returns how many.
+
+    On PostgreSQL one statement over two arrays (the rest is the same for every row):
+    converting 20,000 rows field by field was most of a cycle's time.
+    """
+    if not rows:
+        return 0
+    conn = connections.get("default")
+    if not on_postgres(conn):
+        return len(await insert_rows(CallTask, rows, now, key=("person_id",)))
+    first = rows[0]
+    inserted = await conn.execute_query_dict(
+        'INSERT INTO "call_task" ("campaign_id", "run_id", "cycle", "person_id", "assignee_id", '
+        '"status", "attempts", "due_at", "origin", "notes", "created_at", "updated_at") '
+        "SELECT $1, $2, $3, t.p, t.a, $4, 0, $5, $6, '[]', $7, $7 "
+        "FROM unnest($8::int[], $9::int[]) AS t(p, a) "
+        'ON CONFLICT DO NOTHING RETURNING "id"',
+        [
+            first["campaign_id"], first["run_id"], first["cycle"], CallStatus.TODO.value,
+            first["due_at"], first["origin"], now,
+            [r["person_id"] for r in rows], [r["assignee_id"] for r in rows],
+        ],
+    )  # fmt: skip
+    return len(inserted)
 
 
 async def cancel_open_tasks(
