@@ -8,7 +8,7 @@ from typing import Any
 
 from campaigns.campaign import lifecycle as service
 from campaigns.core.audit import Actor
-from campaigns.core.runtime import Runtime
+from campaigns.core.runtime import Runtime, offline_runtime
 from campaigns.core.settings import Settings
 from campaigns.messages.template_store import TemplateContent, create_template
 from campaigns.models import Audience, Campaign, Membership, Person
@@ -45,7 +45,7 @@ class Clock:
 def campaign_runtime(settings: Settings) -> Runtime:
     """A runtime on a Monday morning whose queue records what launch hands to dispatch."""
     settings.sms_price_per_part = Decimal("0.0650")
-    return Runtime(settings=settings, clock=Clock(T0), queue=RecordingQueue())
+    return offline_runtime(settings, clock=Clock(T0), queue=RecordingQueue())
 
 
 async def person(name: str, *, segment: str = "domicilies", **fields: Any) -> Person:

@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from campaigns.core.null_services import NoRateLimit
 from campaigns.core.runtime import Runtime
 from campaigns.dispatch import lanes
 from campaigns.rules.send_window import parse_send_window
@@ -24,7 +25,7 @@ def dispatch_runtime(runtime: Runtime) -> Runtime:
     runtime.settings.timezone = "Europe/Paris"
     runtime.send_window = parse_send_window(runtime.settings.send_window, "Europe/Paris", "FR")
     runtime.clock = Clock(T_MONDAY)
-    runtime.rate_limiter = None
+    runtime.rate_limiter = NoRateLimit()
     runtime.dispatch.batch_size = 10
     return runtime
 

@@ -12,24 +12,16 @@ from pathlib import Path
 import pytest
 
 from campaigns.rules.classification import (
-    ENV_VAR,
     LABELS,
     Classification,
     RuleFileError,
     check_rules,
     classify,
-    default_rules,
+    configured_rules,
     is_resubscribe,
     load_rules,
     normalise_reply,
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_extra_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests start from the shipped rules, whatever the developer's environment says."""
-    monkeypatch.delenv(ENV_VAR, raising=False)
-
 
 # --- Normalisation ---------------------------------------------------------------
 
@@ -341,20 +333,17 @@ enabled = false
 """
 
 
-def test_extra_rule_file_from_the_environment_is_added_to_the_defaults(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_configured_rule_file_is_added_to_the_defaults(tmp_path: Path) -> None:
     extra = tmp_path / "ccas.toml"
     extra.write_text(EXTRA_RULES, encoding="utf-8")
-    monkeypatch.setenv(ENV_VAR, str(extra))
+    rules = configured_rules(extra)
 
-    result = classify("Est ce que le colis de Noël est maintenu")
+    result = classify("Est ce que le colis de Noël est maintenu", rules)
     assert (result.label, result.rule) == ("callback", "ccas_colis")
     # The extra SMS spelling is used, and the default rules still apply.
-    assert classify("bsoin d'aide").label == "distress"
+    assert classify("bsoin d'aide", rules).label == "distress"
     # A rule switched off by id no longer decides.
-    assert classify("merci").rule != "thanks"
-    monkeypatch.delenv(ENV_VAR)
+    assert classify("merci", rules).rule != "thanks"
     assert classify("merci").rule == "thanks"
 
 
@@ -424,39 +413,29 @@ def test_malformed_rule_file_gives_a_clear_error(tmp_path: Path, content: str, n
     assert str(bad) in str(caught.value)
 
 
-def test_malformed_file_from_the_environment_fails_when_rules_load(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_malformed_configured_file_fails_when_rules_load(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(MALFORMED[0][0], encoding="utf-8")
-    monkeypatch.setenv(ENV_VAR, str(bad))
     with pytest.raises(RuleFileError, match="bad_label"):
-        default_rules()
+        configured_rules(bad)
 
 
-def test_check_rules_loads_the_environment_file_now(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_rules_loads_the_configured_file_now(tmp_path: Path) -> None:
     """Start-up check: a bad CAMPAIGNS_REPLY_RULES raises at once, naming file and rule."""
-    check_rules()  # the shipped rules alone
+    check_rules(None)  # the shipped rules alone
     good = tmp_path / "good.toml"
     good.write_text(EXTRA_RULES, encoding="utf-8")
-    monkeypatch.setenv(ENV_VAR, str(good))
-    check_rules()
+    check_rules(good)
     bad = tmp_path / "bad.toml"
     bad.write_text(MALFORMED[1][0], encoding="utf-8")
-    monkeypatch.setenv(ENV_VAR, str(bad))
     with pytest.raises(RuleFileError, match="bad_regex") as caught:
-        check_rules()
+        check_rules(bad)
     assert str(bad) in str(caught.value)
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent.toml"))
     with pytest.raises(RuleFileError, match=r"absent\.toml"):
-        check_rules()
+        check_rules(tmp_path / "absent.toml")
 
 
-async def test_a_bad_rule_file_stops_the_runtime_from_starting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_bad_rule_file_stops_the_runtime_from_starting(tmp_path: Path) -> None:
     """serve and worker build their runtime first: a typo stops them with a French message
     naming the variable, instead of every reply job failing behind 204 answers."""
     from campaigns.core.settings import Settings, SettingsError
@@ -464,15 +443,15 @@ async def test_a_bad_rule_file_stops_the_runtime_from_starting(
 
     bad = tmp_path / "bad.toml"
     bad.write_text(MALFORMED[0][0], encoding="utf-8")
-    monkeypatch.setenv(ENV_VAR, str(bad))
     settings = Settings(
         CAMPAIGNS_DATABASE_URL="sqlite://:memory:",
         CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
+        CAMPAIGNS_REPLY_RULES=str(bad),
         _env_file=None,  # type: ignore[call-arg]
     )
     with pytest.raises(SettingsError) as caught:
         await build_runtime(settings)
-    assert ENV_VAR in str(caught.value) and "bad_label" in str(caught.value)
+    assert "CAMPAIGNS_REPLY_RULES" in str(caught.value) and "bad_label" in str(caught.value)
 
 
 def test_shipped_rules_load_and_every_label_has_a_rule() -> None:

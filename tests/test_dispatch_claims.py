@@ -10,7 +10,6 @@ import pytest
 
 from campaigns.core.runtime import Runtime
 from campaigns.dispatch import claims, handover, lanes
-from campaigns.dispatch.handover import leftovers
 from campaigns.dispatch.rate_limit import LocalRateLimiter
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from providers.base import Outcome, SendResult, SmsRequest
@@ -239,7 +238,7 @@ async def test_what_an_interrupted_batch_knew_is_written_by_the_next_lane(
         )
         for i in ids[:2]
     ]
-    kept = leftovers(rt)
+    kept = rt.state.dispatch_leftovers
     kept.unrecorded.append((me, [(m, SendResult(Outcome.SUBMITTED, ("P1",))) for m in claimed]))
     kept.releases.append((me, ids, {ids[2]}))  # the third was handed, never called
     await run_dispatch(rt, run.id)

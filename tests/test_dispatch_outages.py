@@ -8,8 +8,9 @@ import asyncpg
 import pytest
 from tortoise.exceptions import OperationalError
 
+from campaigns.core.outage import Outage
 from campaigns.dispatch import outages
-from campaigns.dispatch.outages import Outage, database_unavailable, lock_conflict
+from campaigns.dispatch.outages import database_unavailable, lock_conflict
 
 
 def _wrapped(exc: BaseException) -> BaseException:
@@ -71,7 +72,7 @@ async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
         if answers:
             raise answers.pop()
 
-    with caplog.at_level(logging.WARNING, logger="campaigns.dispatch.outages"):
+    with caplog.at_level(logging.WARNING, logger="campaigns.core.outage"):
         assert await outages.wait_for_database(outage, probe=probe)
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2

@@ -11,9 +11,11 @@ from email.message import EmailMessage
 import pytest
 from aiosmtpd.controller import Controller
 
+from campaigns.core.null_services import NoRateLimit
 from campaigns.core.runtime import Runtime
 from campaigns.models import Campaign, CampaignStatus, Message
 from campaigns.registry.optouts import read_unsubscribe_token
+from campaigns.rules.send_window import parse_send_window
 from providers.smtp import SmtpEmailProvider
 from tests.dispatch_support import T_MONDAY, Clock, counts, launch_campaign
 from workers.inprocess import InProcessQueue
@@ -55,7 +57,7 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
 
 @pytest.fixture
 async def smtp_rt(runtime: Runtime, mailbox: tuple[Mailbox, int]) -> AsyncIterator[Runtime]:
-    await runtime.email.close()  # type: ignore[union-attr]
+    await runtime.email.close()
     runtime.email = SmtpEmailProvider(
         "127.0.0.1", mailbox[1], start_tls=False, sender="ccas@ville.test", timeout=5
     )
@@ -63,9 +65,12 @@ async def smtp_rt(runtime: Runtime, mailbox: tuple[Mailbox, int]) -> AsyncIterat
     runtime.settings.public_url = "https://ccas.ville.test"
     runtime.settings.ccas_name = "CCAS de Ville"
     runtime.settings.send_window = "always"
-    runtime.send_window = None  # dispatch parses the settings' window
+    settings = runtime.settings
+    runtime.send_window = parse_send_window(
+        settings.send_window, settings.timezone, settings.holidays
+    )
     runtime.clock = Clock(T_MONDAY)
-    runtime.rate_limiter = None
+    runtime.rate_limiter = NoRateLimit()
     yield runtime
 
 

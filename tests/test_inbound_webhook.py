@@ -219,7 +219,7 @@ async def test_replay_is_seen_across_processes_through_redis(make_app: MakeApp) 
         env = {"VONAGE_SIGNATURE_SECRET": SECRET, "VONAGE_SIGNATURE_METHOD": "sha1"}
         apps = [await make_app(clock=SIGNED_AT, **env) for _ in range(2)]
         for app in apps:
-            app.runtime.extras["nonce_store"] = RedisNonceStore(redis, prefix=prefix)
+            app.runtime.nonce_store = RedisNonceStore(redis, prefix=prefix)
         params = signed(INBOUND["text"], "sha1")
         assert (await apps[0].send("form", params)).status == 204
         assert (await apps[1].send("form", params)).status == 204

@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 
 from campaigns.campaign import launch as campaign_launch
 from campaigns.campaign import lifecycle
-from campaigns.core.runtime import Runtime
+from campaigns.core.runtime import Runtime, offline_runtime
 from campaigns.core.settings import Settings
 from campaigns.messages.renderer import CampaignRenderer
 from campaigns.messages.template_store import TemplateContent, create_template
@@ -248,7 +248,7 @@ def rt(settings: Settings, db: str) -> Runtime:
     settings.secret_key = "k" * 32
     settings.sms_price_per_part = Decimal("0.0650")
     settings.timezone = "Europe/Paris"
-    return Runtime(settings=settings, clock=lambda: T0, queue=RecordingQueue())
+    return offline_runtime(settings, clock=lambda: T0, queue=RecordingQueue())
 
 
 async def test_launch_gives_the_same_messages_as_before(rt: Runtime) -> None:

@@ -3,7 +3,7 @@ cannot be where the server listens."""
 
 from __future__ import annotations
 
-from campaigns.core.runtime import Runtime
+from campaigns.core.runtime import offline_runtime
 from campaigns.core.settings import Settings, public_url_warning
 from campaigns.escalations.alerts import link_to
 
@@ -13,7 +13,7 @@ def _settings(**values: str) -> Settings:
 
 
 def test_alert_links_use_the_public_url() -> None:
-    runtime = Runtime(settings=_settings(CAMPAIGNS_PUBLIC_URL="https://ccas.example.fr/"))
+    runtime = offline_runtime(_settings(CAMPAIGNS_PUBLIC_URL="https://ccas.example.fr/"))
     assert link_to(runtime, "urgence", 42) == "https://ccas.example.fr/situations/42"
     assert link_to(runtime, "rappel") == "https://ccas.example.fr/files/rappel"
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from campaigns.core.runtime import Runtime
+from campaigns.core.runtime import Runtime, offline_runtime
 from campaigns.core.settings import Settings
 from campaigns.escalations import operations as service
 from campaigns.models import Escalation, EscalationStatus, Role, Staff
@@ -18,7 +18,7 @@ PRESSES = 3  # each caseworker presses "next" this many times: 30 presses for 20
 
 
 def fixed_runtime() -> Runtime:
-    return Runtime(settings=Settings(_env_file=None), clock=lambda: NOW)  # type: ignore[call-arg]
+    return offline_runtime(Settings(_env_file=None), clock=lambda: NOW)  # type: ignore[call-arg]
 
 
 async def seed() -> list[Staff]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from campaigns.rules.classification import ENV_VAR, LABELS, classify, load_rules
+from campaigns.rules.classification import LABELS, classify, load_rules
 from campaigns.rules.reply_model import (
     CORRECTION_WEIGHT,
     TARGET_DISTRESS_RECALL,
@@ -42,11 +42,6 @@ SAMPLE = [
     "",
     "😢",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _no_extra_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV_VAR, raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from campaigns.cli import classify as classify_cli
-from campaigns.rules.classification import ENV_VAR, LABELS, classify, load_rules
+from campaigns.rules.classification import LABELS, classify, load_rules
 from campaigns.rules.reply_model import corpus_examples, model_with_corrections, read_examples
 from campaigns.rules.reply_policy import (
     ARCHIVE_PRECISION,
@@ -35,11 +35,6 @@ from campaigns.rules.reply_policy import (
 DATA = Path(__file__).parent / "data"
 HELD_OUT = DATA / "replies_heldout.csv"
 DEV_SET = DATA / "replies_dev.csv"
-
-
-@pytest.fixture(autouse=True)
-def _no_extra_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV_VAR, raising=False)
 
 
 # --- The held-out set ---------------------------------------------------------------------
@@ -371,7 +366,7 @@ def test_cli_reports_a_malformed_rule_file(
         "[[rule]]\nid = 'bad_regex'\nlabel = 'other'\npriority = 1\npatterns = ['(oui']\n",
         encoding="utf-8",
     )
-    monkeypatch.setenv(ENV_VAR, str(bad))
+    monkeypatch.setenv("CAMPAIGNS_REPLY_RULES", str(bad))
     assert classify_cli.run(_classify_args("oui")) == 2
     captured = capsys.readouterr()
     assert captured.out == ""

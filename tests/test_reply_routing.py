@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from campaigns.core.runtime import Runtime
@@ -77,3 +79,17 @@ async def test_bad_input_gets_a_label_and_a_route(runtime: Runtime, text: str) -
     reply, escalation = await _route(runtime, text)
     assert reply.label in {"opt_out", "callback", "distress", "thanks", "other"}
     assert escalation is not None or reply.auto_archived or reply.explanation["auto_opt_out"]
+
+
+async def test_the_ccas_rule_file_of_the_settings_decides(runtime: Runtime, tmp_path: Path) -> None:
+    """The rule file comes with the process's settings (CAMPAIGNS_REPLY_RULES), not from
+    the environment the job happens to run in."""
+    rules = tmp_path / "ccas.toml"
+    rules.write_text(
+        '[[rule]]\nid = "ccas_colis"\nlabel = "callback"\npriority = 75\n'
+        "patterns = ['colis de noel']\n",
+        encoding="utf-8",
+    )
+    runtime.settings.reply_rules = rules
+    reply, _ = await _route(runtime, "Est-ce que le colis de Noël est maintenu ?")
+    assert reply.rule == "ccas_colis"

@@ -270,7 +270,8 @@ async def test_jobs_and_nonces_go_to_redis_in_one_batch(
         _env_file=None,  # type: ignore[call-arg]
     )
     redis_runtime = await build_runtime(settings)
-    pool = redis_runtime.queue.pool  # type: ignore[union-attr]
+    pool = redis_runtime.queue.pool  # type: ignore[attr-defined]
+    own = app.runtime.queue, app.runtime.nonce_store, app.runtime.redis
     try:
         # The app keeps its settings; its queue and nonces now live in Redis.
         app.runtime.queue = redis_runtime.queue
@@ -293,7 +294,7 @@ async def test_jobs_and_nonces_go_to_redis_in_one_batch(
         keys = [k async for k in pool.scan_iter(match=f"*{queue_name}*", count=1000)]
         if keys:
             await pool.delete(*keys)
-        app.runtime.queue = app.runtime.redis = app.runtime.nonce_store = None
+        app.runtime.queue, app.runtime.nonce_store, app.runtime.redis = own
         await close_runtime(redis_runtime)
 
 

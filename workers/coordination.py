@@ -149,6 +149,9 @@ class MemoryCoordination:
     async def stop(self) -> None:
         return None
 
+    async def beat(self) -> None:
+        return None
+
     async def alive(self, worker_ids: set[str]) -> set[str]:
         return worker_ids & {self.worker_id}
 

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def runtime_of(ctx: dict[str, Any]) -> Runtime:
-    return ctx["runtime"]
+    runtime: Runtime = ctx["runtime"]
+    return runtime
 
 
 async def dispatch_run(ctx: dict[str, Any], run_id: int) -> int:

@@ -19,19 +19,22 @@ from typing import Any
 from arq.connections import create_pool
 from arq.worker import Worker
 
-from campaigns.dispatch.outages import Outage, database_outage, database_unavailable
+from campaigns.core.outage import Outage
+from campaigns.core.process_state import ProcessState
+from campaigns.dispatch.outages import database_unavailable
 
-__all__ = ["ResilientWorker", "redis_outage"]
+__all__ = ["ResilientWorker", "process_state"]
 
 log = logging.getLogger(__name__)
 
 
-def redis_outage(ctx: dict[str, Any]) -> Outage:
-    """The process's one view of Redis's outages (shared by the worker and its heartbeat)."""
-    outage = ctx.get("redis_outage")
-    if not isinstance(outage, Outage):
-        outage = ctx["redis_outage"] = Outage("Redis")
-    return outage
+def process_state(ctx: dict[str, Any]) -> ProcessState:
+    """The worker's ProcessState, kept in arq's ctx: made before the Runtime, since the
+    worker meets outages while it connects, and handed to the Runtime once built."""
+    state = ctx.get("state")
+    if not isinstance(state, ProcessState):
+        state = ctx["state"] = ProcessState()
+    return state
 
 
 def is_redis_error(exc: BaseException) -> bool:
@@ -50,7 +53,7 @@ class ResilientWorker(Worker):
 
     @property
     def outage(self) -> Outage:
-        return redis_outage(self.ctx)
+        return process_state(self.ctx).redis_outage
 
     async def main(self) -> None:
         while True:
@@ -76,7 +79,7 @@ class ResilientWorker(Worker):
                 if is_redis_error(exc):
                     outage = self.outage
                 elif database_unavailable(exc):
-                    outage = database_outage(self.ctx)
+                    outage = process_state(self.ctx).database_outage
                 else:
                     raise
                 outage.failed(exc)

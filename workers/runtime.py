@@ -7,13 +7,24 @@ that chooses concrete providers, the job queue and the coordination backend.
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from redis.asyncio import Redis
 
 from campaigns.core.clock import Clock, utcnow
-from campaigns.core.runtime import DispatchConfig, Runtime
+from campaigns.core.jobs import JobQueue
+from campaigns.core.nonce_store import MemoryNonceStore, NonceStore, RedisNonceStore
+from campaigns.core.process_state import ProcessState
+from campaigns.core.runtime import Coordination, DispatchConfig, Runtime
 from campaigns.core.settings import Settings, SettingsError, production_warnings
 from campaigns.dispatch.rate_limit import make_rate_limiter
+from campaigns.rules.classification import RuleFileError, check_rules
 from campaigns.rules.send_window import parse_send_window
 from providers.base import EmailProvider, SmsProvider
+from workers.arq_queue import ArqQueue
+from workers.coordination import MemoryCoordination, RedisCoordination, new_worker_id
+from workers.inprocess import InProcessQueue
+from workers.jobs import FUNCTIONS
 
 __all__ = ["build_runtime", "close_runtime"]
 
@@ -67,65 +78,69 @@ def _email_provider(settings: Settings) -> EmailProvider:
     return ConsoleEmailProvider(settings.outbox_dir)
 
 
-async def build_runtime(settings: Settings, *, clock: Clock = utcnow) -> Runtime:
-    """Everything a web or worker process needs; jobs of the in-process queue wait for start()."""
-    from campaigns.core.nonce_store import MemoryNonceStore, RedisNonceStore
-    from campaigns.rules.classification import ENV_VAR, RuleFileError, check_rules
-    from workers.coordination import MemoryCoordination, RedisCoordination, new_worker_id
+async def build_runtime(
+    settings: Settings, *, clock: Clock = utcnow, state: ProcessState | None = None
+) -> Runtime:
+    """Everything a web or worker process needs; jobs of the in-process queue wait for start().
 
+    `state`: what the process already holds (a worker makes it before it can connect).
+    """
     try:
-        check_rules()  # a typo in the CCAS's rule file stops start-up, not every reply job
+        # A typo in the CCAS's rule file stops start-up, not every reply job.
+        check_rules(settings.reply_rules)
     except RuleFileError as exc:
-        raise SettingsError(f"Configuration invalide :\n  {ENV_VAR}: {exc}") from None
+        raise SettingsError(f"Configuration invalide :\n  CAMPAIGNS_REPLY_RULES: {exc}") from None
     for warning in production_warnings(settings):
         log.warning("configuration : %s", warning)
-    runtime = Runtime(settings=settings, clock=clock)
-    runtime.dispatch = DispatchConfig(
+    dispatch = DispatchConfig(
         batch_size=settings.batch_size,
         concurrency=settings.send_concurrency,
         lanes=settings.dispatch_lanes or (4 if settings.redis_url else 1),
         max_attempts=settings.max_attempts,
         heartbeat_ttl=settings.worker_heartbeat,
     )
-    runtime.send_window = parse_send_window(
-        settings.send_window, settings.timezone, settings.holidays
-    )
-    runtime.sms = _sms_provider(settings, settings.send_concurrency)
-    runtime.email = _email_provider(settings)
+    send_window = parse_send_window(settings.send_window, settings.timezone, settings.holidays)
+    sms = _sms_provider(settings, settings.send_concurrency)
+    email = _email_provider(settings)
     prefix = settings.queue_name
     worker_id = new_worker_id()
+    redis: Redis | None = None
+    queue: JobQueue
+    coordination: Coordination
+    nonce_store: NonceStore
+    # The in-process queue hands its jobs the Runtime it belongs to, known once built.
+    jobs_ctx: dict[str, Any] = {}
     if settings.redis_url:
-        from redis.asyncio import Redis
-
-        from workers.arq_queue import ArqQueue
-
-        runtime.redis = Redis.from_url(settings.redis_url)
-        runtime.queue = await ArqQueue.connect(settings.redis_url, settings.queue_name)
-        runtime.coordination = RedisCoordination(
-            runtime.redis, prefix, worker_id, settings.worker_heartbeat
-        )
-        runtime.nonce_store = RedisNonceStore(runtime.redis, prefix=f"{prefix}:nonce:")
+        redis = Redis.from_url(settings.redis_url)
+        queue = await ArqQueue.connect(settings.redis_url, settings.queue_name)
+        coordination = RedisCoordination(redis, prefix, worker_id, settings.worker_heartbeat)
+        nonce_store = RedisNonceStore(redis, prefix=f"{prefix}:nonce:")
     else:
-        from workers.inprocess import InProcessQueue
-        from workers.jobs import FUNCTIONS
-
-        runtime.queue = InProcessQueue(FUNCTIONS, {"runtime": runtime})
-        runtime.coordination = MemoryCoordination(worker_id)
-        runtime.nonce_store = MemoryNonceStore()
-    runtime.rate_limiter = make_rate_limiter(
-        settings.send_rate, redis=runtime.redis, key=f"{prefix}:rate:sms"
+        queue = InProcessQueue(FUNCTIONS, jobs_ctx)
+        coordination = MemoryCoordination(worker_id)
+        nonce_store = MemoryNonceStore()
+    runtime = Runtime(
+        settings=settings,
+        clock=clock,
+        queue=queue,
+        sms=sms,
+        email=email,
+        rate_limiter=make_rate_limiter(settings.send_rate, redis=redis, key=f"{prefix}:rate:sms"),
+        send_window=send_window,
+        nonce_store=nonce_store,
+        coordination=coordination,
+        redis=redis,
+        dispatch=dispatch,
+        state=state if state is not None else ProcessState(),
     )
+    jobs_ctx["runtime"] = runtime
     return runtime
 
 
 async def close_runtime(runtime: Runtime) -> None:
-    if runtime.queue is not None:
-        await runtime.queue.close()
-    stop = getattr(runtime.coordination, "stop", None)
-    if stop is not None:
-        await stop()
+    await runtime.queue.close()
+    await runtime.coordination.stop()
     for provider in (runtime.sms, runtime.email):
-        if provider is not None:
-            await provider.close()
+        await provider.close()
     if runtime.redis is not None:
         await runtime.redis.aclose()

@@ -17,9 +17,9 @@ from arq.connections import RedisSettings
 from campaigns.core.db import close_db, init_db
 from campaigns.core.runtime import Runtime
 from campaigns.core.settings import Settings
-from campaigns.dispatch.outages import QuietDuringOutage, database_outage, wait_for_database
+from campaigns.dispatch.outages import QuietDuringOutage, wait_for_database
 from workers import jobs, reply_jobs
-from workers.resilience import redis_outage
+from workers.resilience import process_state
 from workers.runtime import build_runtime, close_runtime
 
 __all__ = ["on_shutdown", "on_startup", "worker_options"]
@@ -40,35 +40,31 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     if runtime is None:
         settings: Settings = ctx["settings"]
         await init_db(settings.database_url)
-        outage = database_outage(ctx)
-        logging.getLogger("asyncpg.pool").addFilter(QuietDuringOutage(outage))
-        await wait_for_database(outage)
-        runtime = await build_runtime(settings)
-        runtime.extras["database_outage"] = outage
-        runtime.extras["redis_outage"] = redis_outage(ctx)
+        state = process_state(ctx)
+        logging.getLogger("asyncpg.pool").addFilter(QuietDuringOutage(state.database_outage))
+        await wait_for_database(state.database_outage)
         worker = ctx.get("worker")
         if worker is not None:
             # Lanes stop after their current batch once arq stops picking jobs (SIGTERM).
-            runtime.extras["stopping"] = lambda: not worker.allow_pick_jobs
+            state.stopping = lambda: not worker.allow_pick_jobs
+        runtime = await build_runtime(settings, state=state)
         ctx["runtime"] = runtime
         # A dependency back after an outage: claims, receipts and runs are looked at now,
         # not at the next minute's tick.
-        outage.on_recovery(lambda: _recover(runtime))
-        redis_outage(ctx).on_recovery(lambda: _recover(runtime))
+        state.database_outage.on_recovery(lambda: _recover(runtime))
+        state.redis_outage.on_recovery(lambda: _recover(runtime))
     if not ctx.get("started"):
-        await runtime.coordination.start()  # type: ignore[union-attr]
+        await runtime.coordination.start()
         ctx["started"] = True
         try:
             await jobs.on_worker_start(runtime)
         except Exception:
             log.exception("worker start-up steps failed: the minute's tick will redo them")
-    log.info("worker %s ready", runtime.coordination.worker_id)  # type: ignore[union-attr]
+    log.info("worker %s ready", runtime.coordination.worker_id)
 
 
 async def _recover(runtime: Runtime) -> None:
-    beat = getattr(runtime.coordination, "beat", None)
-    if beat is not None:
-        await beat()
+    await runtime.coordination.beat()
     await jobs.on_worker_start(runtime)
 
 

@@ -263,8 +263,7 @@ def money(value: Decimal) -> str:
 
 async def enqueue_dispatch(runtime: Runtime, run_id: int) -> None:
     """Hand a run to the dispatch workers: at most one queued job per run (its id is the run's)."""
-    if runtime.queue is not None:
-        await runtime.queue.enqueue("dispatch_run", run_id, job_id=f"dispatch:{run_id}")
+    await runtime.queue.enqueue("dispatch_run", run_id, job_id=f"dispatch:{run_id}")
 
 
 async def finish_run(run_id: int, now: datetime) -> None:
@@ -304,7 +303,7 @@ async def resume(campaign_id: int, *, actor: Actor, runtime: Runtime) -> Campaig
     """Back to running; each run with messages still queued is handed to dispatch again."""
     campaign = await get_campaign(campaign_id)
     await _claim(campaign, "resume", status=S.RUNNING, status_reason=None)
-    run_ids = await (
+    run_ids: list[Any] = await (
         Message.filter(campaign_id=campaign.id, status=MessageStatus.QUEUED)
         .distinct()
         .values_list("run_id", flat=True)
@@ -382,8 +381,6 @@ async def send_test_message(
     except TemplateError as exc:
         raise template_error(exc) from None
     if campaign.channel == "sms":
-        if runtime.sms is None:
-            raise Conflict("Aucun fournisseur SMS n'est configuré.", code="no_provider")
         result = await runtime.sms.send_sms(
             SmsRequest(
                 message_id=message_id,
@@ -394,8 +391,6 @@ async def send_test_message(
             )
         )
     else:
-        if runtime.email is None:
-            raise Conflict("Aucun fournisseur d'e-mail n'est configuré.", code="no_provider")
         result = await runtime.email.send_email(
             EmailRequest(
                 message_id=message_id,

@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from campaigns.rules.classification import LABELS, RuleFileError, RuleSet, default_rules
+from campaigns.core.settings import load_settings
+from campaigns.rules.classification import LABELS, RuleFileError, RuleSet, configured_rules
 from campaigns.rules.reply_model import Example, ReplyModel, default_model, read_examples
 from campaigns.rules.reply_policy import ReplyDecision, decide
 
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
-        rules = default_rules()
+        rules = configured_rules(load_settings().reply_rules)
     except RuleFileError as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from campaigns.core.db import database
 from campaigns.core.settings import Settings, load_settings, public_url_warning
 from campaigns.models import Role, Staff
 from campaigns.web.app import create_app
+from workers.inprocess import InProcessQueue
 from workers.runtime import build_runtime, close_runtime
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     async with database(settings.database_url):
         password = await ensure_first_admin()
         runtime = await build_runtime(settings)
-        if not settings.redis_url:
+        if isinstance(runtime.queue, InProcessQueue):
             # No Redis: this process sends the campaigns itself, with the same job functions.
-            await runtime.queue.start()  # type: ignore[union-attr]
+            await runtime.queue.start()
             print("Envoi des campagnes dans ce processus (pas de Redis).", flush=True)
         app = create_app(runtime)
         runner = web.AppRunner(app, access_log=None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
@@ -159,7 +160,6 @@ async def recover_stale_claims(runtime: Runtime, run_ids: list[int] | None = Non
     Never handed to the provider (`handed_at` null): back to `queued`, the attempt given
     back, sent later by a live worker. Handed over: `unconfirmed`, never re-sent.
     """
-    assert runtime.coordination is not None
     if run_ids is None:
         # Only campaigns that can hold claims: the (campaign_id, status) index does the rest.
         campaign_ids = await Campaign.filter(
@@ -168,7 +168,8 @@ async def recover_stale_claims(runtime: Runtime, run_ids: list[int] | None = Non
         scope = Message.filter(campaign_id__in=list(campaign_ids), status=M.SENDING)
     else:
         scope = Message.filter(run_id__in=run_ids, status=M.SENDING)
-    claimers = set(await scope.distinct().values_list("claimed_by", flat=True))
+    found: list[Any] = await scope.distinct().values_list("claimed_by", flat=True)
+    claimers: set[str | None] = set(found)
     if not claimers:
         return 0
     named = {c for c in claimers if c}

@@ -21,10 +21,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from campaigns.core.null_services import NoRateLimit
 from campaigns.dispatch.claims import Claimed, release_claims
-from campaigns.dispatch.outages import database_outage, database_unavailable, wait_for_database
+from campaigns.dispatch.outages import database_unavailable, wait_for_database
 from campaigns.dispatch.rate_limit import RateLimiter
 from campaigns.dispatch.recording import BatchTally, record_and_hand
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from campaigns.core.runtime import DispatchConfig, Runtime
     from campaigns.rules.send_window import SendWindow
 
-__all__ = ["GROUP_SPAN", "HandOver", "LaneResult", "Leftovers", "leftovers"]
+__all__ = ["GROUP_SPAN", "HandOver", "LaneResult"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ _STATUS_EVERY = 1.0
 _BUDGET = "budget"
 _RECHECK = "recheck"  # the campaign changed status, or the provider asked to slow down
 _UNREACHABLE_CAP = 5.0  # longest pause of the rate limit while the provider is unreachable
+_EMAIL_LIMIT = NoRateLimit()
 
 
 @dataclass(frozen=True)
@@ -70,26 +72,6 @@ class _Group:
 Results = list[tuple[Claimed, SendResult]]
 
 
-@dataclass
-class Leftovers:
-    """What lanes of this process could not write while the database was away.
-
-    `unrecorded`: (worker id, results) known but not yet committed; `releases`: (worker
-    id, claimed ids, ids whose call never started) to give back. Written as soon as the
-    database answers again (see `Lane.release_orphans` and the worker's recovery step).
-    """
-
-    unrecorded: list[tuple[str, Results]]
-    releases: list[tuple[str, list[int], set[int]]]
-
-
-def leftovers(runtime: Runtime) -> Leftovers:
-    kept = runtime.extras.get("dispatch_leftovers")
-    if not isinstance(kept, Leftovers):
-        kept = runtime.extras["dispatch_leftovers"] = Leftovers([], [])
-    return kept
-
-
 class HandOver:
     """The sending half of a lane (see `campaigns.dispatch.lanes.Lane`)."""
 
@@ -98,7 +80,7 @@ class HandOver:
     worker_id: str
     cfg: DispatchConfig
     campaign: Campaign | None
-    window: SendWindow | None
+    window: SendWindow
     sender: str
     deadline: float | None
     sent: int
@@ -112,12 +94,9 @@ class HandOver:
         self._unrecorded: Results = []
         self._unreachable_streak = 0
 
-    def _limiter(self, channel: str) -> RateLimiter | None:
-        """SMS parts share CAMPAIGNS_SEND_RATE; e-mail has its own limit, if one is set."""
-        if channel == "sms":
-            return self.runtime.rate_limiter
-        limiter: RateLimiter | None = self.runtime.extras.get("email_rate_limiter")
-        return limiter
+    def _limiter(self, channel: str) -> RateLimiter:
+        """SMS parts share CAMPAIGNS_SEND_RATE; e-mail is not limited."""
+        return self.runtime.rate_limiter if channel == "sms" else _EMAIL_LIMIT
 
     async def _send(self, batch: list[Claimed]) -> LaneResult | None:
         """Hand the batch over group by group; why it stopped early, if it did."""
@@ -144,11 +123,8 @@ class HandOver:
         groups: list[_Group] = []
         first = 0.0
         for message in messages:
-            limiter = self._limiter(message.channel)
-            at = time.monotonic()
-            if limiter is not None:
-                units = message.segments if message.channel == "sms" else 1
-                at += await limiter.reserve(units)
+            units = message.segments if message.channel == "sms" else 1
+            at = time.monotonic() + await self._limiter(message.channel).reserve(units)
             last = groups[-1] if groups else None
             if (
                 last is not None
@@ -215,13 +191,10 @@ class HandOver:
         if self._unreachable_streak:
             pause = max(pause, min(_UNREACHABLE_CAP, 0.5 * 2**self._unreachable_streak))
         channel = results[0][0].channel if results else "sms"
-        limiter = self._limiter(channel)
-        penalise = getattr(limiter, "penalise", None)
-        if penalise is not None:
-            try:
-                await penalise(pause, slow=bool(tally.throttled))
-            except Exception as exc:  # Redis away: the queue's back-off still spaces retries
-                log.warning("run %s: rate limit not slowed (%s)", self.run_id, type(exc).__name__)
+        try:
+            await self._limiter(channel).penalise(pause, slow=bool(tally.throttled))
+        except Exception as exc:  # Redis away: the queue's back-off still spaces retries
+            log.warning("run %s: rate limit not slowed (%s)", self.run_id, type(exc).__name__)
         log.info(
             "run %s: provider %s, sending paused %.1f s",
             self.run_id,
@@ -236,7 +209,7 @@ class HandOver:
         """Commit a group's outcomes (and hand the next group over); while the database is
         away, wait for it: the outcomes are known, they are not to be lost."""
         self._unrecorded = results
-        outage = database_outage(self.runtime.extras)
+        outage = self.runtime.state.database_outage
         while True:
             try:
                 tally, reasons, handed = await record_and_hand(
@@ -257,17 +230,18 @@ class HandOver:
 
     async def _interrupted(self) -> LaneResult | None:
         """Why the next group must not be handed over, if it must not."""
-        assert self.campaign is not None and self.window is not None
+        assert self.campaign is not None
         now = self.runtime.clock()
         if not self.window.is_open(now):
             return LaneResult("window", self.window.next_open(now))
-        stopping = self.runtime.extras.get("stopping")
-        if (self.deadline is not None and time.monotonic() >= self.deadline) or (
-            stopping is not None and stopping()
-        ):
+        if (
+            self.deadline is not None and time.monotonic() >= self.deadline
+        ) or self.runtime.state.stopping():
             return LaneResult(_BUDGET)
         if time.monotonic() - self._status_checked >= _STATUS_EVERY:
-            status = await Campaign.filter(id=self.campaign.id).values_list("status", flat=True)
+            status: list[Any] = await Campaign.filter(id=self.campaign.id).values_list(
+                "status", flat=True
+            )
             self._status_checked = time.monotonic()
             if not status or status[0] != CampaignStatus.RUNNING:
                 return LaneResult(_RECHECK)
@@ -281,7 +255,8 @@ class HandOver:
             return set(ids)
         # Some claims were taken from us meanwhile (superseded by the campaign's next run,
         # or given back after our heartbeat was missed): only the others are sent.
-        return set(await mine.filter(handed_at__isnull=False).values_list("id", flat=True))
+        still: list[Any] = await mine.filter(handed_at__isnull=False).values_list("id", flat=True)
+        return set(still)
 
     async def _call(self, message: Claimed) -> tuple[Claimed, SendResult]:
         self._calling.add(message.id)
@@ -292,7 +267,6 @@ class HandOver:
         runtime = self.runtime
         try:
             if message.channel == "sms":
-                assert runtime.sms is not None, "no SMS provider"
                 return await runtime.sms.send_sms(
                     SmsRequest(
                         message_id=str(message.id),
@@ -302,7 +276,6 @@ class HandOver:
                         unicode=(message.encoding or "").upper().startswith("UCS"),
                     )
                 )
-            assert runtime.email is not None, "no e-mail provider"
             return await runtime.email.send_email(self._email(message))
         except asyncio.CancelledError:
             raise

@@ -39,7 +39,6 @@ from campaigns.dispatch.handover import (
     GROUP_SPAN,
     HandOver,
     LaneResult,
-    leftovers,
 )
 from campaigns.dispatch.outages import database_unavailable
 from campaigns.dispatch.rate_limit import RateLimiter
@@ -69,8 +68,8 @@ def batch_limit(batch_size: int, rate: float, lanes: int, avg_segments: float) -
     return max(1, min(batch_size, int(per_lane)))
 
 
-def _rate_of(limiter: RateLimiter | None) -> float:
-    return float(getattr(limiter, "rate_per_second", 0.0) or 0.0) if limiter is not None else 0.0
+def _rate_of(limiter: RateLimiter) -> float:
+    return float(getattr(limiter, "rate_per_second", 0.0) or 0.0)
 
 
 _background: set[asyncio.Task[Any]] = set()
@@ -90,7 +89,7 @@ async def record_leftovers(runtime: Runtime, worker_id: str | None = None) -> in
     Known outcomes first, then the claims to give back (those whose call never started
     go back to the queue). Entries that still cannot be written stay for the next time.
     """
-    kept = leftovers(runtime)
+    kept = runtime.state.dispatch_leftovers
     done = 0
     for entry in list(kept.unrecorded):
         owner, results = entry
@@ -115,10 +114,10 @@ class Lane(HandOver):
     def __init__(self, runtime: Runtime, run_id: int) -> None:
         self.runtime = runtime
         self.run_id = run_id
-        self.worker_id = runtime.coordination.worker_id if runtime.coordination else "local"
+        self.worker_id = runtime.coordination.worker_id
         self.cfg = runtime.dispatch
         self.campaign: Campaign | None = None
-        self.window: SendWindow | None = runtime.send_window
+        self.window: SendWindow = runtime.send_window
         self.sender = runtime.settings.sms_sender
         self.tried = 0
         self.failed = 0
@@ -139,13 +138,9 @@ class Lane(HandOver):
             self.window = parse_send_window(
                 self.campaign.send_window, settings.timezone, settings.holidays
             )
-        if self.window is None:
-            self.window = parse_send_window(
-                settings.send_window, settings.timezone, settings.holidays
-            )
         self.sender = campaign_service.sender_of(self.campaign, settings)
         if self.campaign.channel == "sms" and _rate_of(self._limiter("sms")) > 0:
-            average = await (
+            average: list[Any] = await (
                 Message.filter(run_id=self.run_id, status=M.QUEUED)
                 .annotate(avg=Avg("segments"))
                 .values_list("avg", flat=True)
@@ -161,8 +156,10 @@ class Lane(HandOver):
 
     async def step(self) -> LaneResult | None:
         """One batch; a LaneResult when the lane should stop, None to go on."""
-        assert self.campaign is not None and self.window is not None
-        status = await Campaign.filter(id=self.campaign.id).values_list("status", flat=True)
+        assert self.campaign is not None
+        status: list[Any] = await Campaign.filter(id=self.campaign.id).values_list(
+            "status", flat=True
+        )
         self._status_checked = time.monotonic()
         now = self.runtime.clock()
         if not status:
@@ -197,7 +194,7 @@ class Lane(HandOver):
         return stop
 
     async def _abandon(self, ids: list[int]) -> None:
-        kept = leftovers(self.runtime)
+        kept = self.runtime.state.dispatch_leftovers
         results, self._unrecorded = self._unrecorded, []
         not_called = set(ids) - self._calling
         if results:
@@ -238,13 +235,10 @@ class Lane(HandOver):
         which calls never started.
         """
         await record_leftovers(self.runtime, self.worker_id)
-        requeued, unconfirmed = await release_claims(
-            self.worker_id,
-            await Message.filter(
-                run_id=self.run_id, claimed_by=self.worker_id, status=M.SENDING
-            ).values_list("id", flat=True),
-            set(),
-        )
+        orphans: list[Any] = await Message.filter(
+            run_id=self.run_id, claimed_by=self.worker_id, status=M.SENDING
+        ).values_list("id", flat=True)
+        requeued, unconfirmed = await release_claims(self.worker_id, orphans, set())
         if requeued or unconfirmed:
             log.warning(
                 "run %s: %d earlier claim(s) queued again, %d unconfirmed",
@@ -266,7 +260,7 @@ class Lane(HandOver):
                 return LaneResult("waiting", poll)
             if await queued.filter(due).exists():
                 return None  # a dead worker's unsent claims are back in the queue
-        earliest = await queued.annotate(first=Min("next_attempt_at")).values_list(
+        earliest: list[Any] = await queued.annotate(first=Min("next_attempt_at")).values_list(
             "first", flat=True
         )
         if earliest and earliest[0] is not None:

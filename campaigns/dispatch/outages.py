@@ -4,8 +4,9 @@ A worker or a web process must not die, nor mark messages it knows the fate of a
 unconfirmed, because PostgreSQL restarted. `database_unavailable` recognises the errors
 of a lost server (refused connection, server shut down or starting, connection closed
 mid-query) whatever layer wrapped them; `lock_conflict` a deadlock or serialization
-failure, which is retried at once. `Outage` logs an outage once when it starts and once
-when it ends, not at every retry.
+failure, which is retried at once. `wait_for_database` tries again with the growing
+delays of an `Outage` (`campaigns.core.outage`), which logs the outage once when it
+starts and once when it ends, not at every retry.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tortoise import Tortoise
 
+from campaigns.core.outage import Outage
+
 __all__ = [
-    "Outage",
     "QuietDuringOutage",
-    "database_outage",
     "database_unavailable",
     "lock_conflict",
     "probe_database",
@@ -108,53 +109,6 @@ async def retry_lock_conflicts(
     raise AssertionError("unreachable")
 
 
-class Outage:
-    """A dependency's outage as one process sees it: one log line when it starts, one when
-    it ends; the delays between tries grow from `first` to `cap` seconds."""
-
-    def __init__(self, name: str, *, first: float = 0.2, cap: float = 2.0) -> None:
-        self.name = name
-        self.first = first
-        self.cap = cap
-        self.down_since: float | None = None
-        self.tries = 0
-        self._listeners: list[Callable[[], Awaitable[Any]]] = []
-
-    @property
-    def down(self) -> bool:
-        return self.down_since is not None
-
-    def failed(self, exc: BaseException) -> None:
-        self.tries += 1
-        if self.down_since is None:
-            self.down_since = time.monotonic()
-            log.warning(
-                "%s injoignable (%s) : nouvelles tentatives jusqu'à son retour",
-                self.name,
-                type(exc).__name__,
-            )
-
-    def delay(self) -> float:
-        base = min(self.cap, self.first * 2.0 ** max(0, self.tries - 1))
-        return base / 2 + random.uniform(0, base / 2)
-
-    def on_recovery(self, listener: Callable[[], Awaitable[Any]]) -> None:
-        """Call `listener` (once per outage) when the dependency is back."""
-        self._listeners.append(listener)
-
-    async def recovered(self) -> None:
-        if self.down_since is None:
-            return
-        lasted = time.monotonic() - self.down_since
-        self.down_since, self.tries = None, 0
-        log.warning("%s de retour après %.1f s", self.name, lasted)
-        for listener in list(self._listeners):
-            try:
-                await listener()
-            except Exception:
-                log.exception("%s: recovery step failed", self.name)
-
-
 class QuietDuringOutage(logging.Filter):
     """Drops a library's own per-retry messages while `outage` is known and logged once
     (asyncpg's pool logs a traceback each time it fails to reconnect)."""
@@ -165,14 +119,6 @@ class QuietDuringOutage(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not self.outage.down
-
-
-def database_outage(extras: dict[str, Any]) -> Outage:
-    """The process's one view of the database's outages (kept in Runtime.extras)."""
-    outage = extras.get("database_outage")
-    if not isinstance(outage, Outage):
-        outage = extras["database_outage"] = Outage("PostgreSQL")
-    return outage
 
 
 async def probe_database() -> None:

@@ -19,7 +19,6 @@ from tortoise import connections
 
 from campaigns.core.db import on_postgres, placeholders
 from campaigns.core.runtime import Runtime
-from campaigns.dispatch.outages import Outage
 from campaigns.models import DeliveryReceipt
 from providers.base import DeliveryReceipt as Receipt
 
@@ -118,14 +117,12 @@ async def store_receipts(receipts: Sequence[Receipt], now: datetime) -> list[str
 async def request_apply(runtime: Runtime, *, after: float = 0.0) -> None:
     """Ask for an `apply_receipts` job due at the end of the current period (coalesced);
     `after` seconds from now at the earliest."""
-    if runtime.queue is None:
-        return
     moment = time.time() + after
     period = int(moment / APPLY_EVERY) + 1
-    if runtime.extras.get("receipts_period") == period:
+    if runtime.state.receipts_period == period:
         return  # this process already asked for that period's job
-    runtime.extras["receipts_period"] = period
-    outage: Outage = runtime.extras.setdefault("receipts_queue_outage", Outage("File de travaux"))
+    runtime.state.receipts_period = period
+    outage = runtime.state.receipts_queue_outage
     try:
         await runtime.queue.enqueue(
             APPLY_JOB,

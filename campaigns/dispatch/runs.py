@@ -15,12 +15,7 @@ from typing import Any
 
 from campaigns.core.runtime import Runtime
 from campaigns.dispatch.lanes import Lane, LaneResult
-from campaigns.dispatch.outages import (
-    database_outage,
-    database_unavailable,
-    lock_conflict,
-    wait_for_database,
-)
+from campaigns.dispatch.outages import database_unavailable, lock_conflict, wait_for_database
 from campaigns.models import CampaignRun, CampaignStatus
 
 __all__ = ["kick_running_runs", "run_lane", "start_run_dispatch"]
@@ -31,13 +26,8 @@ _MAX_BOUNCES = 10  # a lane that finds its process busy with the run tries anoth
 _BOUNCE_DELAY = 0.5
 
 
-def _active_lanes(runtime: Runtime) -> set[int]:
-    return runtime.extras.setdefault("active_lanes", set())
-
-
 async def _wake_later(runtime: Runtime, run_id: int, at: datetime) -> None:
     """Look at the run again at `at` (a deferred dispatch_run; one per run and second)."""
-    assert runtime.queue is not None
     delay = max(0.0, (at - runtime.clock()).total_seconds())
     job_id = f"dispatch:{run_id}:wake:{int(at.timestamp())}"
     await runtime.queue.enqueue("dispatch_run", run_id, job_id=job_id, defer_by=delay)
@@ -49,11 +39,10 @@ async def start_run_dispatch(runtime: Runtime, run_id: int) -> int:
     Returns the number of lanes enqueued. Safe to call any number of times: lanes whose
     slot is held by a live lane stop at once.
     """
-    assert runtime.queue is not None and runtime.coordination is not None
     lane = Lane(runtime, run_id)
     if not await lane.prepare():
         return 0
-    assert lane.campaign is not None and lane.window is not None
+    assert lane.campaign is not None
     if lane.campaign.status != CampaignStatus.RUNNING:
         if lane.campaign.status == CampaignStatus.CANCELLED:
             await lane.step()  # marks what is still queued as cancelled
@@ -74,12 +63,11 @@ async def run_lane(runtime: Runtime, run_id: int, slot: int, chain: str, bounces
 
     Returns why it stopped (for logs and tests).
     """
-    assert runtime.queue is not None and runtime.coordination is not None
     cfg = runtime.dispatch
     lease = f"run:{run_id}:lane:{slot}"
     if not await runtime.coordination.acquire(lease, chain, cfg.heartbeat_ttl):
         return "duplicate"
-    active = _active_lanes(runtime)
+    active = runtime.state.active_lanes
     if run_id in active:
         # This process already works the run: the lane is worth more on another worker.
         if bounces < _MAX_BOUNCES:
@@ -112,9 +100,8 @@ async def _run_with_lease(runtime: Runtime, run_id: int, lease: str, chain: str)
     `sending` and goes on, so that nothing waits for the minute's tick. A lock conflict
     (deadlock, serialization failure) is retried at once.
     """
-    assert runtime.coordination is not None
     lane = Lane(runtime, run_id)
-    outage = database_outage(runtime.extras)
+    outage = runtime.state.database_outage
     lane.deadline = time.monotonic() + runtime.dispatch.lane_budget
     prepared = False
     while True:
@@ -146,8 +133,7 @@ async def _run_with_lease(runtime: Runtime, run_id: int, lease: str, chain: str)
             continue
         if result is not None:
             return result
-        stopping = runtime.extras.get("stopping")
-        if time.monotonic() >= lane.deadline or (stopping is not None and stopping()):
+        if time.monotonic() >= lane.deadline or runtime.state.stopping():
             return LaneResult("budget", None, lane.sent)
 
 
@@ -163,7 +149,6 @@ def _redis_error(exc: BaseException) -> bool:
 
 async def kick_running_runs(runtime: Runtime) -> list[int]:
     """Nudge every unfinished run of a running campaign (after a restart, or a lost job)."""
-    assert runtime.queue is not None
     run_ids: list[Any] = await CampaignRun.filter(
         campaign__status=CampaignStatus.RUNNING, completed_at__isnull=True
     ).values_list("id", flat=True)

@@ -273,9 +273,6 @@ async def _waiting_parts(msisdn: str, concat_ref: str, total: int) -> list[dict[
 
 async def enqueue_processing(runtime: Runtime, reply_id: int) -> bool:
     """Queue the processing job; a failure is logged, not raised (the sweeper requeues)."""
-    if runtime.queue is None:
-        log.warning("no job queue: reply %s waits for the sweeper", reply_id)
-        return False
     try:
         return await runtime.queue.enqueue(PROCESS_JOB, reply_id, job_id=job_id(reply_id))
     except Exception:
@@ -296,13 +293,13 @@ async def finalise_incomplete(runtime: Runtime, *, after: timedelta = PART_TIMEO
         reply_id = await assemble_parts(msisdn, concat_ref, total, now=now, force=True)
         if reply_id is not None:
             to_process.append(reply_id)
-    forgotten = (
+    forgotten: list[Any] = (
         await Reply.filter(processed_at=None, created_at__lt=now - UNPROCESSED_GRACE)
         .order_by("id")
         .limit(1000)
         .values_list("id", flat=True)
     )
-    to_process += [rid for rid in forgotten if rid not in to_process]  # type: ignore[misc]
+    to_process += [rid for rid in forgotten if rid not in to_process]
     to_process += [rid for rid in await _owed_confirmations(now) if rid not in to_process]
     for reply_id in to_process:
         await enqueue_processing(runtime, reply_id)

@@ -24,6 +24,7 @@ from campaigns.replies.callbacks import callback_as_call
 from campaigns.replies.intake import REPLY_ACTOR, RetryLater
 from campaigns.replies.learning import current_model
 from campaigns.replies.matching import match_reply
+from campaigns.rules.classification import configured_rules
 from campaigns.rules.reply_policy import ReplyDecision, decide
 from campaigns.rules.sms_encoding import analyse
 from providers.base import Outcome, SendResult, SmsRequest
@@ -81,7 +82,8 @@ async def process_reply(runtime: Runtime, reply_id: int) -> Reply | None:
         await _confirm_if_owed(runtime, reply)
         return reply
     await match_reply(reply)
-    decision = decide(reply.text, model=await current_model())
+    rules = configured_rules(runtime.settings.reply_rules)
+    decision = decide(reply.text, rules, model=await current_model())
     queue = queue_for(reply, decision)
     reply.label = decision.label
     reply.rule = decision.rule[:64]
@@ -157,9 +159,6 @@ async def _confirm_opt_out(runtime: Runtime, reply: Reply) -> None:
     if not claimed:
         return
     reply.confirmation_sent_at = now
-    if runtime.sms is None:
-        log.warning("no SMS provider: opt-out confirmation for reply %s not sent", reply.id)
-        return
     analysis = analyse(confirmation_text(runtime.settings.ccas_name))
     request = SmsRequest(
         message_id=f"optout-{reply.id}",

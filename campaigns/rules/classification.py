@@ -1,7 +1,9 @@
 """Classify a French SMS reply (opt_out, callback, distress, thanks, other) with data-file rules.
 
 The rules live in ``campaigns/rules/data/reply_rules.toml`` so that a CCAS can extend them
-without touching code. Each rule's regular expressions are applied to a normalised
+without touching code: its own file (the ``reply_rules`` setting) is passed to
+:func:`configured_rules` and :func:`check_rules`; this module never reads the environment.
+Each rule's regular expressions are applied to a normalised
 text (see :func:`normalise_reply`): lower case, emoji mapped to words, accents folded,
 punctuation turned into spaces, repeated letters collapsed ("merciii" -> "merci",
 "appelez" -> "apelez", "tombée" -> "tombe"), SMS spellings expanded ("jsui" -> "je
@@ -31,7 +33,6 @@ negated is not evidence for the model either; a hedge is, since irony reads the 
 from __future__ import annotations
 
 import functools
-import os
 import re
 import tomllib
 import unicodedata
@@ -43,7 +44,6 @@ from typing import Any
 
 LABELS = ("opt_out", "callback", "distress", "thanks", "other")
 DEFAULT_RULE = "default"
-ENV_VAR = "CAMPAIGNS_REPLY_RULES"
 # The Reply model stores the deciding rule id in a 64-character column.
 MAX_RULE_ID = 64
 
@@ -241,11 +241,11 @@ def default_rules_path() -> Path:
 
 
 def load_rules(path: Path | None = None, *, replace: bool = False) -> RuleSet:
-    """Load the default rules plus extra files.
+    """Load the default rules plus an extra file.
 
-    ``path`` (and the file named by ``CAMPAIGNS_REPLY_RULES``, if set) add rules to the
-    defaults; an extra rule with the id of an earlier one replaces it, and
-    ``enabled = false`` switches it off. With ``replace=True`` only ``path`` is used.
+    ``path`` adds rules to the defaults; an extra rule with the id of an earlier one
+    replaces it, and ``enabled = false`` switches it off. With ``replace=True`` only
+    ``path`` is used.
     """
     if replace:
         if path is None:
@@ -253,31 +253,30 @@ def load_rules(path: Path | None = None, *, replace: bool = False) -> RuleSet:
         sources = [path]
     else:
         sources = [default_rules_path()]
-        env_path = os.environ.get(ENV_VAR, "").strip()
-        if env_path:
-            sources.append(Path(env_path))
         if path is not None:
             sources.append(path)
     return _merge(_read(source) for source in sources)
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_rules(env_value: str) -> RuleSet:
-    return load_rules()
+def configured_rules(extra: Path | None) -> RuleSet:
+    """The default rules plus the CCAS's own file (the ``reply_rules`` setting), loaded
+    once per file: every reply job of a process classifies with the same rule set."""
+    return load_rules(extra)
 
 
 def default_rules() -> RuleSet:
-    """The default rules with the environment's extra file, cached per env value."""
-    return _cached_rules(os.environ.get(ENV_VAR, ""))
+    """The shipped rules alone."""
+    return configured_rules(None)
 
 
-def check_rules() -> None:
-    """Load the default rules and the ``CAMPAIGNS_REPLY_RULES`` file now; RuleFileError if bad.
+def check_rules(extra: Path | None) -> None:
+    """Load the default rules and the CCAS's file now; RuleFileError if bad.
 
     Called when a web or worker process starts: a typo in the CCAS's file must stop the
     start-up with its message, not fail every reply job while the webhook answers 204.
     """
-    load_rules()
+    configured_rules(extra)
 
 
 @dataclass

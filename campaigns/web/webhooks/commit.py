@@ -29,7 +29,6 @@ from campaigns.web.keys import RUNTIME
 from campaigns.web.webhooks.batcher import GroupCommit
 from campaigns.web.webhooks.receipts_batch import store_receipts
 from campaigns.web.webhooks.redis_batch import Job, remember_and_enqueue
-from campaigns.web.webhooks.requests import nonce_store
 
 __all__ = [
     "BATCHER",
@@ -140,7 +139,7 @@ async def _after_commit(
     nonces = [(items[i].nonce, items[i].fingerprint) for i in signed]
     work: list[Any] = []
     if nonces or jobs:
-        work.append(remember_and_enqueue(runtime, nonce_store(runtime), nonces, jobs))
+        work.append(remember_and_enqueue(runtime, runtime.nonce_store, nonces, jobs))
     if any_receipt:
         # Coalesced by receipt_store: one job per period and process, whatever the batches.
         work.append(request_apply(runtime))

@@ -12,7 +12,7 @@ from aiohttp import web
 from campaigns.web.errors import error_response
 from campaigns.web.keys import RUNTIME
 from campaigns.web.webhooks.commit import Item, WebhookRouter, submit, unavailable
-from campaigns.web.webhooks.requests import NONCE_STORE, check_request, nonce_store, read_params
+from campaigns.web.webhooks.requests import check_request, read_params
 from providers.vonage.payloads import PayloadError, parse_inbound
 from providers.vonage.signatures import SignatureError
 
@@ -20,7 +20,7 @@ router = WebhookRouter("webhooks")
 
 INBOUND_PATH = "/webhooks/vonage/inbound"
 
-__all__ = ["INBOUND_PATH", "NONCE_STORE", "inbound", "nonce_store", "read_params", "router"]
+__all__ = ["INBOUND_PATH", "inbound", "read_params", "router"]
 
 
 async def inbound(request: web.Request) -> web.Response:

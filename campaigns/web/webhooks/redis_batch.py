@@ -100,7 +100,7 @@ async def _run_script(pool: Any, queue_name: str, jobs: Sequence[Job]) -> None:
 
 
 async def _enqueue_each(runtime: Runtime, jobs: Sequence[Job]) -> None:
-    if runtime.queue is None or not jobs:
+    if not jobs:
         return
     queue = runtime.queue
     await asyncio.gather(*(queue.enqueue(f, *args, job_id=job_id) for f, args, job_id in jobs))

@@ -1,4 +1,4 @@
-"""What both Vonage webhooks share: reading and checking the parameters, the nonce store."""
+"""What both Vonage webhooks share: reading and checking the parameters."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from campaigns.core.nonce_store import MemoryNonceStore, NonceStore, RedisNonceStore
 from campaigns.core.runtime import Runtime
 from campaigns.web.errors import error_response
 from providers.vonage.payloads import (
@@ -18,33 +17,14 @@ from providers.vonage.payloads import (
 )
 from providers.vonage.signatures import SignatureError, verify_signature
 
-__all__ = [
-    "FORM_TYPES",
-    "NONCE_STORE",
-    "Checked",
-    "check_request",
-    "nonce_store",
-    "read_params",
-]
+__all__ = ["FORM_TYPES", "Checked", "check_request", "read_params"]
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-NONCE_STORE = "nonce_store"  # key in Runtime.extras: a store set there wins (tests, benchmarks)
-
-
-def nonce_store(runtime: Runtime) -> NonceStore:
-    """The store of Runtime.extras if set, else the composition root's, else Redis or memory."""
-    store: NonceStore | None = runtime.extras.get(NONCE_STORE)
-    if store is None:
-        store = runtime.nonce_store
-    if store is None:
-        store = RedisNonceStore(runtime.redis) if runtime.redis is not None else MemoryNonceStore()
-        runtime.extras[NONCE_STORE] = store
-    return store
 
 
 async def read_params(request: web.Request) -> dict[str, str]:
     """The flat Vonage parameters from the query string, a form or a JSON body."""
-    form: MultiDictProxy | None = None
+    form: MultiDictProxy[str | bytes | bytearray | web.FileField] | None = None
     body: object | None = None
     if request.method == "POST" and request.body_exists:
         content_type = request.content_type
