@@ -26,6 +26,7 @@ from campaigns.registry.audiences import audience_query
 REACHED = ("joint_rien", "joint_besoin", "refus_appels")
 OPEN_STATUSES = (CallStatus.TODO, CallStatus.RETRY)
 _ID_CHUNK = 5000
+CALLER_MEMORY = 10
 
 
 @dataclass
@@ -65,11 +66,18 @@ async def _people(
     return rows
 
 
-async def last_callers(campaign_id: int) -> dict[int, int]:
-    """Who last reached each person in this campaign (person id -> staff id)."""
+async def last_callers(campaign_id: int, cycle: int) -> dict[int, int]:
+    """Who last reached each person in the recent cycles (person id -> staff id).
+
+    Only the last `CALLER_MEMORY` cycles are read: a campaign run every 3 days for years
+    would otherwise read its whole history at each cycle.
+    """
     rows = (
         await CallTask.filter(
-            campaign_id=campaign_id, outcome__in=REACHED, completed_by_id__isnull=False
+            campaign_id=campaign_id,
+            outcome__in=REACHED,
+            completed_by_id__isnull=False,
+            cycle__gte=cycle - CALLER_MEMORY,
         )
         .order_by("completed_at", "id")
         .values_list("person_id", "completed_by_id")
@@ -93,7 +101,7 @@ async def create_tasks(
     people = await _people((campaign.audience_snapshot or {}).get("filter"), person_ids, today)
     opted_out = await opted_out_numbers()
     callers = await caller_ids(campaign.id)
-    previous = await last_callers(campaign.id)
+    previous = await last_callers(campaign.id, cycle)
     active_callers = set(callers.values())
     result = CycleTasks()
     rows: list[dict[str, Any]] = []
