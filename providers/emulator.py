@@ -166,7 +166,7 @@ class VonageEmulator:
         await site.start()
         self._site = site
         server = site._server  # aiohttp exposes no public way to read an ephemeral port
-        assert server is not None and server.sockets
+        assert isinstance(server, asyncio.Server) and server.sockets
         self.port = server.sockets[0].getsockname()[1]
         self.rest_host = f"{host}:{self.port}"
         await self._receipts.start()
@@ -264,7 +264,7 @@ class VonageEmulator:
     async def _handle_sms(self, request: web.Request) -> web.StreamResponse:
         params = await self._read_params(request)
         cfg = self.config
-        record = {
+        record: dict[str, Any] = {
             "to": params.get("to", ""),
             "from": params.get("from", ""),
             "text": params.get("text", ""),
@@ -277,7 +277,7 @@ class VonageEmulator:
         self.received.append(record)
         if self.down:
             record["status"] = "down"
-            headers = {"Connection": "close", "Retry-After": "1"}
+            headers: dict[str, str] | None = {"Connection": "close", "Retry-After": "1"}
             body = {"type": "emulator", "title": "HTTP 503"}
             return web.json_response(body, status=503, headers=headers)
         if cfg.latency_ms > 0:

@@ -457,6 +457,7 @@ async def start_due_runs(runtime: Runtime, now: datetime) -> int:
     )
     started = 0
     for campaign in due:
+        assert campaign.next_run_at is not None  # selected by next_run_at__lte
         # Repeat from the scheduled time (09:00 every 3 days), not from when the tick ran.
         following = _next_occurrence(campaign.next_run_at, campaign.recurrence_days, now)
         first = not await CampaignRun.exists(campaign_id=campaign.id)

@@ -74,7 +74,7 @@ def backoff(attempts: int, base: float, cap: float, retry_after: float | None = 
     """Seconds before the next try: the provider's word, else exponential with equal jitter."""
     if retry_after is not None and retry_after > 0:
         return min(cap, retry_after)
-    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    delay = min(cap, base * 2.0 ** max(0, attempts - 1))
     return delay / 2 + random.uniform(0, delay / 2)
 
 
@@ -195,11 +195,10 @@ async def record_and_hand(
             if hand:
                 mine = Message.filter(id__in=list(hand), claimed_by=worker_id, status=M.SENDING)
                 await mine.using_db(tx).update(handed_at=now)
-                handed = set(
-                    await mine.filter(handed_at__isnull=False)
-                    .using_db(tx)
-                    .values_list("id", flat=True)
+                ids: list[Any] = await (
+                    mine.filter(handed_at__isnull=False).using_db(tx).values_list("id", flat=True)
                 )
+                handed = set(ids)
 
     await retry_lock_conflicts(write, what="recording a group")
     return tally, reasons, handed

@@ -75,7 +75,15 @@ class _SendOnceAdapter(HTTPAdapter):
         self._ca_file = ca_file
         self._timeout = timeout
 
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
         # Applied here, after requests merged the environment into `verify`.
         return super().send(
             request,
@@ -279,7 +287,8 @@ class VonageSmsProvider:
             client_ref=req.message_id,
             status_report_req=req.status_report,
         )
-        return message.model_dump(by_alias=True, exclude_none=True)
+        params: dict[str, Any] = message.model_dump(by_alias=True, exclude_none=True)
+        return params
 
     def _send_blocking(self, req: SmsRequest) -> SendResult:
         try:
