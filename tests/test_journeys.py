@@ -11,6 +11,7 @@ from campaigns.calls.generation import OPEN_STATUSES
 from campaigns.campaign.journeys import advance_journeys, journey_steps
 from campaigns.campaign.launch import launch
 from campaigns.campaign.lifecycle import create_campaign
+from campaigns.campaign.progress import campaign_state
 from campaigns.core.errors import Invalid
 from campaigns.core.runtime import Runtime
 from campaigns.messages.template_store import TemplateContent, create_template
@@ -29,6 +30,7 @@ from campaigns.models import (
 )
 from campaigns.registry.audiences import create_audience
 from campaigns.replies.routing import process_reply
+from campaigns.web.pages.funnel import funnel_svg
 from tests.call_support import ADMIN, SCRIPT, Clock, staff
 
 
@@ -129,6 +131,10 @@ async def test_sms_reminder_then_calls_stopping_for_replies_and_opt_outs(
     assert (steps["invitation"]["replied"], steps["relance"]["recipients"]) == (1, 2)
     assert (steps["relance"]["replied"], steps["appel"]["tasks"]) == (1, 2)
     assert (steps["appel"]["open"], steps["appel"]["cancelled"]) == (1, 1)
+    # The campaign page's funnel goes on with the journey's steps.
+    state = await campaign_state(parent.id, runtime.settings, clock.now)
+    assert (state["funnel"]["reminded"], state["funnel"]["called"]) == (2, 1)
+    assert "Relancés : 2" in funnel_svg(state["funnel"])
 
 
 async def test_callback_reply_moves_the_call_to_the_time_asked(

@@ -48,6 +48,18 @@ async def funnel_counts(campaign_id: int, counts: dict[str, int]) -> dict[str, i
     }
 
 
+def journey_funnel(steps: list[dict[str, Any]]) -> dict[str, int]:
+    """The journey's later steps, continuing the funnel: reminded, calls planned, reached."""
+    by_step = {step["step"]: step for step in steps}
+    funnel: dict[str, int] = {}
+    if "relance" in by_step:
+        funnel["reminded"] = by_step["relance"]["recipients"]
+    if "appel" in by_step:
+        funnel["called"] = by_step["appel"]["tasks"] - by_step["appel"]["cancelled"]
+        funnel["reached_by_call"] = by_step["appel"]["reached"]
+    return funnel
+
+
 def waiting_reason(
     stats: dict[str, Any], settings: Settings, now: datetime | None = None
 ) -> str | None:
@@ -68,6 +80,7 @@ async def campaign_state(
     stats = await campaign_stats(campaign_id, settings, now)
     stats["progress_percent"] = progress_percent(stats["counts"], stats["status"])
     stats["funnel"] = await funnel_counts(campaign_id, stats["counts"])
+    stats["funnel"].update(journey_funnel(stats.get("journey_steps") or []))
     if settings is not None and not stats.get("status_reason"):
         stats["status_reason"] = waiting_reason(stats, settings, now)
     return stats

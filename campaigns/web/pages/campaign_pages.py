@@ -22,7 +22,7 @@ from campaigns.staff import MANAGERS
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import helpers as h
 from campaigns.web.pages.base import PageRouter, euros_fr, number_fr, percent_fr
-from campaigns.web.pages.funnel import FUNNEL_STEPS, funnel_svg
+from campaigns.web.pages.funnel import funnel_steps, funnel_svg
 
 router = PageRouter()
 
@@ -205,7 +205,7 @@ async def campaign_page(request: web.Request) -> dict[str, Any]:
     return {
         "c": state,
         "funnel_svg": funnel_svg(state["funnel"]),
-        "funnel_steps": FUNNEL_STEPS,
+        "funnel_steps": funnel_steps(state["funnel"]),
         "failures": failures,
         "failure_reasons": sorted(reasons.items(), key=lambda kv: -kv[1]),
         "message_labels": h.MESSAGE_STATUS_LABELS,

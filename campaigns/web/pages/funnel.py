@@ -13,6 +13,12 @@ FUNNEL_STEPS = (
     ("replied", "Réponses"),
     ("escalated", "Situations ouvertes"),
 )
+# A journey's later steps, drawn after the first campaign's own.
+JOURNEY_STEPS = (
+    ("reminded", "Relancés"),
+    ("called", "Appels prévus"),
+    ("reached_by_call", "Joints au téléphone"),
+)
 WIDTH = 640
 LABEL_WIDTH = 170
 BAR_MAX = WIDTH - LABEL_WIDTH - 70
@@ -27,12 +33,18 @@ def bar_width(value: int, largest: int) -> int:
     return max(2, round(BAR_MAX * value / largest))
 
 
+def funnel_steps(counts: dict[str, int]) -> tuple[tuple[str, str], ...]:
+    """The funnel's steps: a journey's reminder and calls follow when it has them."""
+    return FUNNEL_STEPS + tuple(step for step in JOURNEY_STEPS if step[0] in counts)
+
+
 def funnel_svg(counts: dict[str, int]) -> Markup:
     """A horizontal bar per step, with its label and count; app.js updates the bars live."""
-    largest = max([counts.get(key, 0) for key, _ in FUNNEL_STEPS] + [1])
-    height = ROW * len(FUNNEL_STEPS) + 8
+    steps = funnel_steps(counts)
+    largest = max([counts.get(key, 0) for key, _ in steps] + [1])
+    height = ROW * len(steps) + 8
     rows = []
-    for index, (key, label) in enumerate(FUNNEL_STEPS):
+    for index, (key, label) in enumerate(steps):
         value = int(counts.get(key, 0))
         y = 4 + index * ROW
         rows.append(
@@ -44,7 +56,7 @@ def funnel_svg(counts: dict[str, int]) -> Markup:
             f' data-funnel-label="{key}">{value}</text>'
             "</g>"
         )
-    summary = ", ".join(f"{label} : {int(counts.get(key, 0))}" for key, label in FUNNEL_STEPS)
+    summary = ", ".join(f"{label} : {int(counts.get(key, 0))}" for key, label in steps)
     return Markup(
         f'<svg class="funnel" role="img" aria-labelledby="funnel-title" viewBox="0 0 {WIDTH} '
         f'{height}" width="100%" data-bar-max="{BAR_MAX}" data-label-width="{LABEL_WIDTH}">'
