@@ -41,6 +41,7 @@ async def test_tick_runs_every_upkeep_step(runtime) -> None:
     done = await jobs.tick({"runtime": runtime})
     assert set(done) == {
         "started",
+        "journeys",
         "leftovers",
         "recovered",
         "receipts_applied",

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from campaigns.campaign import journeys
 from campaigns.campaign import launch as campaign_launch
 from campaigns.core import audit
 from campaigns.core.runtime import Runtime
@@ -78,15 +79,16 @@ async def _purge_receipts(runtime: Runtime) -> int:
 async def tick(ctx: dict[str, Any]) -> dict[str, int]:
     """Every minute, all the periodic upkeep, each step kept apart from the others' failures.
 
-    Start due runs, write what an outage left unwritten, settle dead workers' claims,
-    apply receipts no job was asked for, nudge unfinished runs, finalise long replies
-    whose parts stopped coming, wake snoozed escalations, flag overdue ones, forget old
-    audit events and applied receipts.
+    Start due runs and journeys' steps, write what an outage left unwritten, settle dead
+    workers' claims, apply receipts no job was asked for, nudge unfinished runs, finalise
+    long replies whose parts stopped coming, wake snoozed escalations, flag overdue ones,
+    forget old audit events and applied receipts.
     One cron under arq and one timer in process run the very same steps.
     """
     runtime = runtime_of(ctx)
     steps: dict[str, Callable[[], Awaitable[Any]]] = {
         "started": lambda: campaign_launch.start_due_runs(runtime, runtime.clock()),
+        "journeys": lambda: _advance_journeys(runtime),
         "leftovers": lambda: record_leftovers(runtime),
         "recovered": lambda: claims.recover_stale_claims(runtime),
         "receipts_applied": lambda: _apply_all_receipts(runtime),
@@ -107,6 +109,11 @@ async def tick(ctx: dict[str, Any]) -> dict[str, int]:
             continue
         done[name] = len(result) if isinstance(result, list | tuple | set) else int(result)
     return done
+
+
+async def _advance_journeys(runtime: Runtime) -> int:
+    counts = await journeys.advance_journeys(runtime, runtime.clock())
+    return sum(counts.values())
 
 
 async def _purge_audit(runtime: Runtime) -> int:

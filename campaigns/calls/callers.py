@@ -33,9 +33,8 @@ async def set_callers(
         raise Invalid("Compte inconnu ou désactivé : " + ", ".join(unknown), code="unknown_staff")
     ids = [s.id for s in staff]
     await CampaignCaller.filter(campaign_id=campaign_id).exclude(staff_id__in=ids).delete()
-    present = set(
-        await CampaignCaller.filter(campaign_id=campaign_id).values_list("staff_id", flat=True)
-    )
+    rows = await CampaignCaller.filter(campaign_id=campaign_id).values_list("staff_id", flat=True)
+    present = {int(str(row)) for row in rows}
     await CampaignCaller.bulk_create(
         [CampaignCaller(campaign_id=campaign_id, staff_id=i) for i in ids if i not in present]
     )

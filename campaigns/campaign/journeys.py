@@ -85,7 +85,8 @@ async def _make_child(parent: Campaign, step: str, template_id: int, now: dateti
         created_by_id=parent.launched_by_id,
         parent_id=parent.id,
         step=step,
-        **({"status": S.RUNNING, "launched_at": now} if calls else {}),
+        status=S.RUNNING if calls else S.DRAFT,
+        launched_at=now if calls else None,
     )
 
 
@@ -97,7 +98,8 @@ async def call_step(parent: Campaign, now: datetime) -> tuple[Campaign, Campaign
         child = await _child(parent, "appel")
         created = child is None
         if child is None:
-            child = await _make_child(parent, "appel", parent.journey["call_template_id"], now)
+            template_id = (parent.journey or {})["call_template_id"]
+            child = await _make_child(parent, "appel", template_id, now)
             await CampaignRun.create(campaign_id=child.id, number=1)
         run = await CampaignRun.get(campaign_id=child.id, number=1)
     if created:
@@ -118,7 +120,8 @@ async def _start_reminder(parent: Campaign, runtime: Runtime, now: datetime) -> 
         await Campaign.filter(id=parent.id).select_for_update().first()
         if await _child(parent, "relance") is not None:
             return False
-        child = await _make_child(parent, "relance", parent.journey["reminder_template_id"], now)
+        template_id = (parent.journey or {})["reminder_template_id"]
+        child = await _make_child(parent, "relance", template_id, now)
     try:
         await launch(child.id, actor=Actor.system(), runtime=runtime)
     except (Invalid, Conflict, NotFound) as exc:

@@ -34,6 +34,7 @@ async def escalate_person(
     due = compute_due_at(rule, now, opening_window(runtime.settings))
     key = open_key_for(person_id, None, queue)
     created = False
+    escalation: Escalation | None = None
     for attempt in range(_ATTEMPTS):
         try:
             async with in_transaction():
@@ -67,6 +68,7 @@ async def escalate_person(
         except IntegrityError:
             if attempt == _ATTEMPTS - 1:
                 raise
+    assert escalation is not None  # the loop either set it or raised
     event = "create" if created else "join"
     await audit.record(actor, f"escalation.{event}", "escalation", escalation.id, queue=queue)
     if created and queue == "urgence":
