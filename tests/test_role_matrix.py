@@ -1,9 +1,10 @@
 """Every route of the app against every role, from one declared table: a new route must be listed.
 
 Each registered route (pages, API, webhooks, static) is called as admin, coordinator,
-caseworker and anonymous, with path parameters filled with ids of real rows. Allowed
-means "neither 401 nor 403, nor sent to the login page, nor a server error"; forbidden
-means 403; anonymous gets the login page (pages) or 401 (API). HEAD follows its GET.
+caseworker, volunteer (benevole) and anonymous, with path parameters filled with ids of
+real rows. Allowed means "neither 401 nor 403, nor sent to the login page, nor a server
+error"; forbidden means 403; anonymous gets the login page (pages) or 401 (API). HEAD
+follows its GET. A volunteer takes calls and nothing else: every other route is a 403.
 """
 
 from __future__ import annotations
@@ -19,19 +20,23 @@ from campaigns import staff as staff_service
 from campaigns.campaign import lifecycle as campaign_service
 from campaigns.core.audit import Actor
 from campaigns.messages import template_store as store
-from campaigns.models import Escalation, Person, Reply, Role
+from campaigns.models import CallTask, Escalation, Person, Reply, Role, Staff
 from campaigns.registry import audiences
 from campaigns.web import routes
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages import imports as import_pages
 from campaigns.web.pages.base import NAV
+from tests.call_support import call_campaign, fragile_register
 
 ADMIN, COORD, CASE = Role.ADMIN.value, Role.COORDINATOR.value, Role.CASEWORKER.value
+BENE = Role.BENEVOLE.value
 ALL = frozenset({ADMIN, COORD, CASE})
+CALLERS = frozenset({*ALL, BENE})
 MANAGERS = frozenset({ADMIN, COORD})
 ADMINS = frozenset({ADMIN})
 PUBLIC = None
-ROLES_IN_ORDER = ("anonymous", CASE, COORD, ADMIN)
+# The volunteer last: the calls they take come after the others' tries (see _rows).
+ROLES_IN_ORDER = ("anonymous", CASE, COORD, ADMIN, BENE)
 PASSWORD = "mot-de-passe-solide"
 
 
@@ -44,10 +49,13 @@ class Rule:
     login: bool = False
     # Logging out lands an allowed role on the login page, on purpose.
     logout: bool = False
+    # Roles sent elsewhere on purpose, with where they land (a volunteer's "/" is /appels).
+    lands: dict[str, str] = field(default_factory=dict)
 
 
 VICTIM_PERSON = {"id": "victim_person"}
 VICTIM_STAFF = {"id": "victim_staff"}
+CALL_CAMPAIGN = {"id": "call_campaign"}
 ROUTES: dict[tuple[str, str], Rule] = {
     # Public: health, API description, login, webhooks (signed), unsubscribe links, static.
     ("GET", "/healthz"): Rule(PUBLIC),
@@ -111,11 +119,20 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/escalations/{id}/snooze"): Rule(ALL),
     ("POST", "/api/v1/escalations/{id}/resolve"): Rule(ALL),
     ("POST", "/api/v1/escalations/{id}/reopen"): Rule(ALL),
+    # API: call campaigns (a caller within their own calls and their campaigns' pools)
+    ("GET", "/api/v1/campaigns/{id}/calls"): Rule(MANAGERS, CALL_CAMPAIGN),
+    ("POST", "/api/v1/calls/next"): Rule(CALLERS),
+    ("GET", "/api/v1/calls/{id}"): Rule(CALLERS),
+    ("POST", "/api/v1/calls/{id}/outcome"): Rule(CALLERS),
+    ("POST", "/api/v1/calls/{id}/release"): Rule(CALLERS),
+    ("GET", "/api/v1/campaigns/{id}/callers"): Rule(MANAGERS, CALL_CAMPAIGN),
+    ("PUT", "/api/v1/campaigns/{id}/callers"): Rule(MANAGERS, CALL_CAMPAIGN),
+    ("GET", "/api/v1/campaigns/{id}/coverage"): Rule(MANAGERS, CALL_CAMPAIGN),
     # Pages
-    ("POST", "/deconnexion"): Rule(ALL, logout=True),
-    ("GET", "/mot-de-passe"): Rule(ALL),
-    ("POST", "/mot-de-passe"): Rule(ALL),
-    ("GET", "/"): Rule(ALL),
+    ("POST", "/deconnexion"): Rule(CALLERS, logout=True),
+    ("GET", "/mot-de-passe"): Rule(CALLERS),
+    ("POST", "/mot-de-passe"): Rule(CALLERS),
+    ("GET", "/"): Rule(CALLERS, lands={BENE: "/appels"}),
     ("GET", "/personnes"): Rule(MANAGERS),
     ("GET", "/personnes/{id}"): Rule(MANAGERS),
     ("GET", "/personnes/{id}/modifier"): Rule(MANAGERS),
@@ -167,6 +184,13 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/equipe/{id}/activation"): Rule(ADMINS, VICTIM_STAFF),
     ("GET", "/envoyes"): Rule(MANAGERS),
     ("POST", "/envoyes/reponse"): Rule(MANAGERS),
+    ("GET", "/appels"): Rule(CALLERS),
+    ("POST", "/appels/suivant"): Rule(CALLERS),
+    ("GET", "/appels/{id}"): Rule(CALLERS),
+    ("POST", "/appels/{id}/issue"): Rule(CALLERS),
+    ("POST", "/appels/{id}/reposer"): Rule(CALLERS),
+    ("GET", "/campagnes/{id}/couverture"): Rule(MANAGERS, CALL_CAMPAIGN),
+    ("POST", "/campagnes/{id}/appelants"): Rule(MANAGERS, CALL_CAMPAIGN),
 }
 
 # Which row fills `{id}` under each path prefix.
@@ -184,6 +208,8 @@ ID_KINDS = (
     ("/reponses/", "reply"),
     ("/situations/", "escalation"),
     ("/equipe/", "victim_staff"),
+    ("/api/v1/calls/", "call"),
+    ("/appels/", "call"),
 )
 
 
@@ -243,6 +269,16 @@ async def _rows(runtime) -> dict[str, str]:
         "encoding": "utf-8",
     }
     import_pages._remember(job)
+    # A running call campaign with the caseworker and the volunteer as callers: one call in
+    # its pool, one given to the volunteer (so that their allowed checks read a real sheet).
+    await fragile_register(2)
+    call, _ = await call_campaign(
+        runtime, callers=[f"{CASE}@ccas.test", f"{BENE}@ccas.test"], recurrence_days=None
+    )
+    volunteer = await Staff.get(email=f"{BENE}@ccas.test")
+    given = await CallTask.filter(campaign_id=call.id).order_by("id").first()
+    assert given is not None and await CallTask.filter(campaign_id=call.id).count() == 2
+    await CallTask.filter(id=given.id).update(assignee_id=volunteer.id)
     return {
         "person": str(person.id),
         "victim_person": str(victim.id),
@@ -255,6 +291,8 @@ async def _rows(runtime) -> dict[str, str]:
         "job": job.id,
         "queue": "urgence",
         "token": "jeton-invalide",
+        "call_campaign": str(call.id),
+        "call": str(given.id),
     }
 
 
@@ -326,6 +364,9 @@ def _problem(method: str, path: str, rule: Rule, role: str, response) -> str | N
             return None if status == 401 else f"expected 401, got {status}"
         ok = status == 302 and location.startswith("/connexion")
         return None if ok else f"expected the login page, got {status} {location}"
+    if role in rule.lands:
+        expected = (302, rule.lands[role])
+        return None if (status, location) == expected else f"expected {expected}, got {status}"
     if role in rule.roles and rule.logout:
         return None if (status, location) == (302, "/connexion") else f"no logout: {status}"
     if role in rule.roles:
@@ -350,6 +391,7 @@ async def test_every_route_against_every_role(client, tokens) -> None:
     assert not missing, f"routes missing from the role matrix: {missing}"
     visitors = {role: Visitor(client, role) for role in ROLES_IN_ORDER}
     problems: list[str] = []
+    seen: dict[tuple[str, str, str], int] = {}
     try:
         for visitor in visitors.values():
             await visitor.start()
@@ -358,6 +400,7 @@ async def test_every_route_against_every_role(client, tokens) -> None:
             path = _fill(canonical, rule, rows)
             for role in ROLES_IN_ORDER:
                 response = await visitors[role].call(method, path)
+                seen[(role, method, path)] = response.status
                 problem = _problem(method, path, rule, role, response)
                 if problem:
                     problems.append(f"{role:12} {method:6} {path}: {problem}")
@@ -365,12 +408,21 @@ async def test_every_route_against_every_role(client, tokens) -> None:
         for visitor in visitors.values():
             await visitor.session.close()
     assert not problems, "\n".join(problems)
+    # The volunteer's allowed checks read their real call, not a 404 that proves nothing.
+    call = rows["call"]
+    assert seen[(BENE, "GET", f"/appels/{call}")] == 200
+    assert seen[(BENE, "GET", f"/api/v1/calls/{call}")] == 200
     assert len(registered) >= 80  # pages and API alike were walked
 
 
 def test_api_and_pages_guard_with_one_role_table() -> None:
     # The same group object everywhere: a role added to a group reaches API and pages alike.
-    groups = (staff_service.ADMINS, staff_service.MANAGERS, staff_service.ALL_ROLES)
+    groups = (
+        staff_service.ADMINS,
+        staff_service.MANAGERS,
+        staff_service.ALL_ROLES,
+        staff_service.CALLERS,
+    )
     guarded = [spec.roles for router in routes.api_routers() for spec in router.routes]
     guarded += [route.roles for router in routes.page_routers() for route in router.routes]
     guarded += [item.roles for item in NAV]
@@ -378,4 +430,4 @@ def test_api_and_pages_guard_with_one_role_table() -> None:
         roles for roles in guarded if roles is not None and not any(roles is g for g in groups)
     ]
     assert not strays
-    assert {frozenset(r.value for r in g) for g in groups} == {ADMINS, MANAGERS, ALL}
+    assert {frozenset(r.value for r in g) for g in groups} == {ADMINS, MANAGERS, ALL, CALLERS}

@@ -19,6 +19,7 @@ from campaigns.web.http import ApiRouter
 from campaigns.web.pages import (
     admin_pages,
     audiences,
+    calls,
     campaign_pages,
     dashboard,
     imports,
@@ -60,6 +61,7 @@ def page_routers() -> list[PageRouter]:
         message_templates.router,
         campaign_pages.router,
         queue_pages.router,
+        calls.router,
         admin_pages.router,
         replies.router,
     ]

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from campaigns.models import Role, Staff
-from campaigns.staff import ADMINS, ALL_ROLES, MANAGERS
+from campaigns.staff import ADMINS, ALL_ROLES, CALLERS, MANAGERS
 from campaigns.web.keys import STAFF
 from campaigns.web.security import CSRF_FIELD, csrf_token
 
@@ -43,6 +43,8 @@ NAV: list[NavItem] = [
     NavItem("/campagnes", "Campagnes", MANAGERS),
     NavItem("/reponses", "Réponses", MANAGERS),
     NavItem("/files", "Files d'attente", ALL_ROLES),
+    # Volunteers see this item and no other: calls are all they do here.
+    NavItem("/appels", "Appels", CALLERS),
     NavItem("/journal", "Journal", ADMINS),
     NavItem("/equipe", "Équipe", ADMINS),
     NavItem("/envoyes", "Envoyés", MANAGERS),

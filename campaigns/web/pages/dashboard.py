@@ -14,16 +14,20 @@ from campaigns.escalations import queries as escalation_queries
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.rules.queues import QUEUE_LABELS
 from campaigns.rules.send_window import closed_notice, parse_send_window
-from campaigns.staff import ALL_ROLES, is_manager
+from campaigns.staff import ALL_ROLES, CALLERS, is_manager
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages.base import PageRouter, current_page_staff
 
 router = PageRouter()
 
 
-@router.page("GET", "/", ALL_ROLES, "dashboard.html")
+# Open to every caller so that "/" (where login lands) takes a volunteer to their calls
+# rather than to a 403: the dashboard itself shows queues and campaigns, not for them.
+@router.page("GET", "/", CALLERS, "dashboard.html")
 async def dashboard(request: web.Request) -> dict[str, Any]:
     staff = current_page_staff(request)
+    if staff.role not in ALL_ROLES:
+        raise web.HTTPFound("/appels")
     now = request.app[RUNTIME].clock()
     visible = list(QUEUE_LABELS) if is_manager(staff) else list(staff.queues or [])
     counts = await escalation_queries.queue_counts(visible, now=now)

@@ -12,7 +12,7 @@ from aiohttp_session import get_session, new_session
 from campaigns import staff as staff_service
 from campaigns.core import audit
 from campaigns.core.errors import Invalid, Unauthorised
-from campaigns.staff import ALL_ROLES
+from campaigns.staff import CALLERS
 from campaigns.web.keys import LOGIN_THROTTLE, STAFF
 from campaigns.web.pages.base import PageRouter, current_page_staff, render
 from campaigns.web.security import csrf_token, open_session
@@ -104,12 +104,13 @@ async def logout(request: web.Request) -> web.StreamResponse:
 PASSWORD_PATH = "/mot-de-passe"
 
 
-@router.page("GET", PASSWORD_PATH, ALL_ROLES, "password.html")
+# Every account changes its own password, volunteers included.
+@router.page("GET", PASSWORD_PATH, CALLERS, "password.html")
 async def password_form(request: web.Request) -> dict[str, Any]:
     return {"error": None}
 
 
-@router.page("POST", PASSWORD_PATH, ALL_ROLES, "password.html")
+@router.page("POST", PASSWORD_PATH, CALLERS, "password.html")
 async def change_password(request: web.Request) -> web.StreamResponse | dict[str, Any]:
     staff = current_page_staff(request)
     form = await request.post()
