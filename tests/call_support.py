@@ -74,7 +74,9 @@ async def call_campaign(
     recurrence_days: int | None = 3,
     launch_it: bool = True,
 ) -> tuple[Campaign, dict[str, Any] | None]:
-    template = await create_template("Appel registre", "appel", TemplateContent(SCRIPT), actor=ADMIN)
+    template = await create_template(
+        "Appel registre", "appel", TemplateContent(SCRIPT), actor=ADMIN
+    )
     audience, _ = await create_audience(
         "Registre", {"segments_any": ["registre_fragiles"]}, actor=ADMIN
     )

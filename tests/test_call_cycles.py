@@ -97,6 +97,7 @@ async def test_three_day_cycles_retries_followups_and_same_caller(
     clock.now = campaign.next_run_at + timedelta(minutes=1)
     assert await start_due_runs(runtime, clock.now) == 1
     run2 = await CampaignRun.get(campaign_id=campaign.id, number=2)
+    assert run2.started_at == clock.now  # the cycle's own clock, not the machine's
     cycle2 = {t.person_id: t for t in await CallTask.filter(run_id=run2.id)}
     assert set(cycle2) == {p.id for p in people}
     assert cycle2[people[0].id].assignee_id == worker.id

@@ -381,4 +381,4 @@ async def test_queue_counts_tell_active_waiting_overdue_and_mine(
     }
     listed = await client.get("/api/v1/queues", headers=tokens.headers("coordinator"))
     opened = {q["code"]: q["open"] for q in (await listed.json())["queues"]}
-    assert opened == {"urgence": 1, "rappel": 2, "triage": 0}
+    assert opened == {"urgence": 1, "rappel": 2, "triage": 0, "suivi": 0}

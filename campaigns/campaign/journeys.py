@@ -100,7 +100,7 @@ async def call_step(parent: Campaign, now: datetime) -> tuple[Campaign, Campaign
         if child is None:
             template_id = (parent.journey or {})["call_template_id"]
             child = await _make_child(parent, "appel", template_id, now)
-            await CampaignRun.create(campaign_id=child.id, number=1)
+            await CampaignRun.create(campaign_id=child.id, number=1, started_at=now)
         run = await CampaignRun.get(campaign_id=child.id, number=1)
     if created:
         callers = (parent.journey or {}).get("callers") or []

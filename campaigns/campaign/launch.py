@@ -362,7 +362,7 @@ async def _start_run(
             if not await claim.update(**changes):
                 return None
             number = await CampaignRun.filter(campaign_id=campaign.id).count() + 1
-            run = await CampaignRun.create(campaign_id=campaign.id, number=number)
+            run = await CampaignRun.create(campaign_id=campaign.id, number=number, started_at=now)
             if batches is None:
                 superseded = await cancel_open_tasks(campaign.id, keep_run=run.id, now=now)
                 campaign.audience_snapshot = {

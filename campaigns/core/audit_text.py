@@ -59,6 +59,15 @@ ACTION_LABELS: dict[str, str] = {
     "campaign.export": "Export des messages d'une campagne",
     "campaign.unconfirmed_resend": "Renvoi de messages non confirmés",
     "campaign.unconfirmed_close": "Clôture de messages non confirmés",
+    "campaign.callers": "Appelant·es d'une campagne",
+    "campaign.coverage": "Consultation de la couverture d'une campagne d'appels",
+    "journey.call_step": "Étape d'appel d'un parcours",
+    "call.view": "Consultation d'une fiche d'appel",
+    "call.claim": "Prise d'un appel",
+    "call.release": "Appel reposé",
+    "call.outcome": "Issue d'un appel",
+    "call.callback": "Rappel demandé par SMS",
+    "optout.calls": "Opposition aux appels",
     "optout.create": "Opposition enregistrée",
     "optout.lift": "Opposition levée",
     "optout.confirmation": "Confirmation de désinscription",
@@ -92,6 +101,7 @@ OBJECT_LABELS: dict[str, str] = {
     "staff": "Compte",
     "reply": "Réponse",
     "opt_out": "Opposition",
+    "call_task": "Appel",
     "segment": "Segment",
 }
 
@@ -104,6 +114,11 @@ _SEGMENTS = {
 _ROLES = {"admin": "administrateur", "coordinator": "coordinateur",
           "caseworker": "travailleur social", "benevole": "bénévole"}  # fmt: skip
 _CHANNELS = {"sms": "SMS", "email": "e-mail", "appel": "appels"}
+_CALL_OUTCOMES = {
+    "joint_rien": "joint·e, rien à signaler", "joint_besoin": "joint·e, besoin",
+    "pas_de_reponse": "pas de réponse", "messagerie": "messagerie",
+    "faux_numero": "faux numéro", "refus_appels": "ne souhaite plus être appelé·e",
+}  # fmt: skip
 _REPLY_LABELS = {"opt_out": "désinscription", "callback": "demande de rappel",
                  "distress": "détresse", "thanks": "remerciement", "other": "autre"}  # fmt: skip
 _FIELDS = {
@@ -305,6 +320,18 @@ _SENTENCES: dict[str, Phrase] = {
         + _count(e.detail.get("messages"), "message non confirmé", "messages non confirmés")
         + f" de {_campaign(e, n)}"
     ),
+    "campaign.callers": lambda e, n: f"a nommé les appelant·es de {_campaign(e, n)}",
+    "campaign.coverage": lambda e, n: f"a consulté la couverture de {_campaign(e, n)}",
+    "journey.call_step": lambda e, n: f"a ouvert l'étape d'appel {_campaign(e, n)}",
+    "call.view": lambda e, n: "a consulté une fiche d'appel",
+    "call.claim": lambda e, n: "a pris un appel",
+    "call.release": lambda e, n: "a reposé un appel",
+    "call.outcome": lambda e, n: (
+        "a noté l'issue d'un appel : "
+        + _CALL_OUTCOMES.get(str(e.detail.get("outcome")), "issue inconnue")
+    ),
+    "call.callback": lambda e, n: "a programmé un rappel demandé par SMS",
+    "optout.calls": lambda e, n: "a enregistré une opposition aux appels",
     "optout.create": lambda e, n: "a enregistré une opposition (STOP)",
     "optout.lift": lambda e, n: "a levé une opposition",
     "optout.confirmation": lambda e, n: "a envoyé la confirmation d'une désinscription",
