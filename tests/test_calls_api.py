@@ -11,6 +11,7 @@ from campaigns.models import AuditEvent, CallTask
 from campaigns.web.keys import RUNTIME
 from tests.call_support import SCRIPT, Clock, fragile_register
 from tests.conftest import Tokens
+from tests.pages_support import login
 
 
 @pytest.fixture
@@ -180,3 +181,28 @@ async def test_campaign_page_data_counts_calls_and_journey_steps(
         await client.get(f"/api/v1/campaigns/{created['id']}", headers=tokens.headers("admin"))
     ).json()
     assert [s["step"] for s in journey["journey_steps"]] == ["invitation", "appel"]
+
+
+async def test_campaign_page_shows_calls_and_journey(
+    client: TestClient, tokens: Tokens, clock: Clock
+) -> None:
+    await fragile_register(2)
+    campaign_id = await _call_campaign(client, tokens, ["coordinator@ccas.test"])
+    state = await (
+        await client.get(f"/api/v1/campaigns/{campaign_id}", headers=tokens.headers("coordinator"))
+    ).json()
+    invite = await _post(
+        client, tokens, "coordinator", "/api/v1/templates",
+        {"name": "Invitation", "channel": "sms", "body": "Bonjour, appelez-nous"},
+    )  # fmt: skip
+    journey = await _post(
+        client, tokens, "coordinator", "/api/v1/campaigns",
+        {"name": "Parcours", "channel": "sms", "template_id": invite["id"],
+         "audience_id": state["audience_id"],
+         "journey": {"call_days": 2, "call_template_id": state["template"]["id"]}},
+    )  # fmt: skip
+    await login(client, "coordinator")
+    calls_page = await (await client.get(f"/campagnes/{campaign_id}")).text()
+    assert "Appels" in calls_page and "Couverture et appelant·es" in calls_page
+    journey_page = await (await client.get(f"/campagnes/{journey['id']}")).text()
+    assert "Parcours" in journey_page and "appel(s) prévu(s)" in journey_page
