@@ -221,6 +221,7 @@ async def test_erasure_deletes_the_person_and_keeps_opt_outs_and_message_rows(
     assert await response.json() == {
         "deleted": True,
         "memberships": 1,
+        "calls_detached": 0,
         "messages_detached": 1,
         "replies_detached": 1,
         "escalations_deleted": 1,
