@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -172,3 +173,19 @@ async def test_cancelling_a_call_campaign_cancels_its_calls(runtime: Runtime, cl
     assert await claim_next(volunteer, clock.now) == in_hand  # the call in hand is finished
     await record_outcome(volunteer, in_hand.id, OutcomeRequest("joint_rien"), runtime)
     assert await claim_next(volunteer, clock.now) is None
+
+
+async def test_callers_pressing_next_at_once_never_get_the_same_call(
+    runtime: Runtime, clock: Clock
+) -> None:
+    callers = [await staff(f"vol{i}@ccas.test", Role.BENEVOLE) for i in range(4)]
+    await fragile_register(10)
+    await call_campaign(runtime, callers=[c.email for c in callers])
+    taken: list[int] = []
+    for _ in range(3):
+        tasks = await asyncio.gather(*(claim_next(c, clock.now) for c in callers))
+        for caller, task in zip(callers, tasks, strict=True):
+            if task is not None:
+                taken.append(task.id)
+                await record_outcome(caller, task.id, OutcomeRequest("joint_rien"), runtime)
+    assert len(taken) == len(set(taken)) == 10
