@@ -59,7 +59,7 @@ from campaigns.campaign import launch as campaign_launch  # noqa: E402
 from campaigns.campaign import lifecycle as campaign_service  # noqa: E402
 from campaigns.core.audit import Actor  # noqa: E402
 from campaigns.core.db import close_db, init_db, migrate  # noqa: E402
-from campaigns.core.runtime import Runtime  # noqa: E402
+from campaigns.core.runtime import Runtime, offline_runtime  # noqa: E402
 from campaigns.core.settings import Settings  # noqa: E402
 from campaigns.messages.template_store import TemplateContent, create_template  # noqa: E402
 from campaigns.models import Audience, Message  # noqa: E402
@@ -315,6 +315,14 @@ async def _one_campaign(
             if time.perf_counter() - launched > args.limit:
                 break
         print(f"every receipt applied {time.perf_counter() - launched:.1f} s after the launch")
+        conn = await asyncpg.connect(url.replace("postgres://", "postgresql://"))
+        try:
+            stored, waited = await conn.fetchrow(
+                "SELECT count(*), count(*) FILTER (WHERE due_at IS NOT NULL) FROM delivery_receipt"
+            )
+        finally:
+            await conn.close()
+        print(f"receipts stored: {stored:,}, {waited:,} of them before their send was recorded")
     statuses = await Message.filter(campaign_id=campaign.id).values_list("status", flat=True)
     by_status: dict[str, int] = {}
     for status in statuses:
@@ -379,7 +387,7 @@ async def run(args: argparse.Namespace) -> None:
             CAMPAIGNS_SEND_WINDOW="always",
             _env_file=None,  # type: ignore[call-arg]
         )
-        runtime = Runtime(settings=settings, queue=await ArqQueue.connect(REDIS_URL, queue))
+        runtime = offline_runtime(settings, queue=await ArqQueue.connect(REDIS_URL, queue))
         modes = (
             ["plain", "receipts"] if args.compare else ["receipts" if args.receipts else "plain"]
         )

@@ -126,7 +126,7 @@ async def _child(url: str, people: int, districts: list[str], body: str) -> dict
     from campaigns.campaign import launch as campaign_launch
     from campaigns.campaign import lifecycle as campaign_service
     from campaigns.core.audit import Actor
-    from campaigns.core.runtime import Runtime
+    from campaigns.core.runtime import offline_runtime
     from campaigns.core.settings import Settings
     from campaigns.messages.template_store import TemplateContent, create_template
     from campaigns.models import Audience, CampaignRun, Message
@@ -138,7 +138,7 @@ async def _child(url: str, people: int, districts: list[str], body: str) -> dict
             CAMPAIGNS_SECRET_KEY="k" * 32,
             _env_file=None,  # type: ignore[call-arg]
         )
-        runtime = Runtime(settings=settings)  # no queue: the launch alone is measured
+        runtime = offline_runtime(settings)  # no queue: the launch alone is measured
         actor = Actor(None, "probe")
         template = await create_template("Probe", "sms", TemplateContent(body), actor=actor)
         criteria = {"segments_any": ["domicilies"], "districts": districts}

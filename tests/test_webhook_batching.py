@@ -42,19 +42,20 @@ def receipt(n: int, status: str = "delivered") -> dict[str, str]:
 
 
 class InsertCounter:
-    """Counts the INSERT statements sent on the default connection, by table."""
+    """Counts the INSERT statements sent to the database, by table: through the default
+    client's pool or on a connection the webhooks keep between batches (its subclass)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tables: list[str] = []
-        conn = connections.get("default")
-        original = conn.execute_query_dict
+        client_class = type(connections.get("default"))
+        original = client_class.execute_query_dict
 
-        async def counting(sql: str, values: Any = None) -> Any:
+        async def counting(client: Any, sql: str, values: Any = None) -> Any:
             if sql.startswith("INSERT INTO"):
                 self.tables.append(sql.split('"')[1])
-            return await original(sql, values)
+            return await original(client, sql, values)
 
-        monkeypatch.setattr(conn, "execute_query_dict", counting)
+        monkeypatch.setattr(client_class, "execute_query_dict", counting)
 
     def count(self, table: str) -> int:
         return self.tables.count(table)
@@ -127,7 +128,7 @@ async def test_many_concurrent_replies_make_few_inserts_and_all_are_stored(
     )
     assert [s.status for s in statuses] == [204] * 120
     assert await Reply.filter(provider_message_id__startswith="B-").count() == 120
-    assert counter.count("reply") < 60, counter.tables
+    assert 0 < counter.count("reply") < 60, counter.tables
     assert len({job[2] for job in app.queue.jobs}) == 120
     batcher = app.client.app[commit.BATCHER]
     assert batcher.largest > 1
@@ -145,7 +146,7 @@ async def test_many_concurrent_receipts_make_few_inserts(
     bodies = [await a.json() for a in answers]
     assert sum(b == {"status": "stored"} for b in bodies) == 120
     assert await DeliveryReceipt.filter(provider_message_id__startswith="R-").count() == 120
-    assert counter.count("delivery_receipt") < 60, counter.tables
+    assert 0 < counter.count("delivery_receipt") < 60, counter.tables
 
 
 async def test_a_failing_batch_answers_503_to_its_requests_only(
@@ -353,3 +354,74 @@ async def test_a_flusher_that_dies_fails_its_waiting_items() -> None:
         await asyncio.wait_for(waiting, 2)
     assert await batcher.submit(2) == 2  # later ones are written alone
     await batcher.stop()
+
+
+# --- waiting for more, kept connections, the webhooks' own edge -------------------------
+
+
+async def test_a_batch_stops_waiting_when_nobody_else_comes() -> None:
+    """A lone request is written after one quiet pause, not after the whole max_wait."""
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        return list(items)
+
+    batcher: GroupCommit[int, int] = GroupCommit(flush, max_wait=2.0, quiet=0.001)
+    await batcher.start()
+    try:
+        began = asyncio.get_running_loop().time()
+        assert await batcher.submit(1) == 1
+        assert asyncio.get_running_loop().time() - began < 1.0
+    finally:
+        await batcher.stop()
+
+
+async def test_batches_keep_one_connection_and_give_it_back_at_the_end(
+    make_app: MakeApp, db: str
+) -> None:
+    """On PostgreSQL a batch writes on a connection kept between batches (no pool reset
+    each time); it goes back to the pool when the app stops. SQLite keeps none."""
+    app = await make_app()
+    held = app.client.app[commit.HELD]
+    for n in range(3):  # one after the other: the same connection each time
+        assert (await app.send("form", sms(n, "K"))).status == 204
+    stored = await Reply.filter(provider_message_id__startswith="K-").count()
+    assert stored == 3
+    assert held.held == (1 if db.startswith("postgres") else 0)
+    await app.client.close()
+    assert held.held == 0
+
+
+async def test_a_failed_statement_gives_its_kept_connection_back(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch, db: str
+) -> None:
+    app = await make_app()
+    held = app.client.app[commit.HELD]
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(commit, "store_many", broken)
+    assert (await app.send("form", sms(1, "F"))).status == 503
+    assert held.held == 0  # back to the pool, which resets or discards it
+    monkeypatch.undo()
+    assert (await app.send("form", sms(2, "F"))).status == 204
+
+
+async def test_webhooks_skip_the_session_but_keep_the_security_headers(
+    make_app: MakeApp,
+) -> None:
+    """No session is read or written for Vonage (a stray cookie or token is ignored), and
+    its answers carry the same security headers as every other answer."""
+    app = await make_app()
+    response = await app.client.post(
+        STATUS_URL,
+        data=receipt(1),
+        headers={"Authorization": "Bearer not-a-token", "Cookie": "campaigns_session=junk"},
+    )
+    assert response.status == 200
+    assert await response.json() == {"status": "stored"}
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert "Set-Cookie" not in response.headers
+    for header in ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options"):
+        assert header in response.headers
+    assert (await app.client.get(STATUS_URL.replace("status", "nowhere"))).status == 404

@@ -11,6 +11,7 @@ from campaigns import staff as staff_service
 from campaigns.core.errors import Forbidden, Invalid
 from campaigns.models import Staff
 from campaigns.web.keys import SESSION_LOADER, STAFF, Handler
+from campaigns.web.security import headers_middleware
 
 KB = 1024
 # Bodies are refused past these sizes before authentication: an anonymous client cannot
@@ -19,13 +20,14 @@ TOKEN_BODY_LIMIT = 4 * KB
 WEBHOOK_BODY_LIMIT = 64 * KB
 DEFAULT_BODY_LIMIT = 1024 * KB
 UPLOAD_PATHS = ("/api/v1/imports", "/imports")
+WEBHOOK_PREFIX = "/webhooks/"
 
 
 def body_limit(path: str, upload_limit: int) -> int:
     """The largest body accepted on ``path``."""
     if path.startswith("/api/v1/auth/"):
         return TOKEN_BODY_LIMIT
-    if path.startswith("/webhooks/"):
+    if path.startswith(WEBHOOK_PREFIX):
         return WEBHOOK_BODY_LIMIT
     if path.startswith(UPLOAD_PATHS):
         return upload_limit
@@ -36,16 +38,27 @@ def body_limit(path: str, upload_limit: int) -> int:
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     # PostgreSQL refuses NUL in text: refused here, it is a 4xx rather than a 500 deep down.
     # Webhooks drop NUL characters themselves: Vonage must get its 2xx (see web.webhooks).
-    webhook = request.path.startswith("/webhooks/")
-    if "\x00" in request.path or (not webhook and "\x00" in unquote(request.query_string)):
+    path = request.path
+    webhook = path.startswith(WEBHOOK_PREFIX)
+    if "\x00" in path or (not webhook and "\x00" in unquote(request.query_string)):
         raise Invalid("Caractère nul refusé dans l'adresse", code="nul_character")
-    limit = body_limit(request.path, request.client_max_size)
+    limit = body_limit(path, request.client_max_size)
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     if limit != request.client_max_size:
         # A chunked body has no length to check: the clone stops reading at the limit.
         request = request.clone(client_max_size=limit)
+    if webhook:
+        return await _webhook(request)
     return await handler(request)
+
+
+async def _webhook(request: web.Request) -> web.StreamResponse:
+    """A webhook skips the middlewares that follow: Vonage's signature authorises it, not a
+    session (no cookie to decrypt, no CSRF token, no staff to look up); its answers carry
+    the same security headers."""
+    request[STAFF] = None
+    return await headers_middleware(request, request.match_info.handler)
 
 
 @web.middleware

@@ -3,7 +3,12 @@
 Vonage signs the flat request parameters: every key but `sig`, sorted, written as
 `&key=value` with `&` and `=` inside values replaced by `_`. The legacy "md5hash" method
 hashes that string with the secret appended; the others are HMACs keyed by the secret.
-The SDK checks the HMACs but neither freshness nor nonce reuse: that is done here.
+
+The HMACs are computed here as the SDK's `Auth.check_signature` computes them (same
+bytes, same case-insensitive constant-time comparison, a missing or empty timestamp
+filled with the current time and so never matching), without building its validated
+objects for each request: about a tenth of the cost. Neither checks freshness nor nonce
+reuse: that is done here too.
 """
 
 from __future__ import annotations
@@ -15,8 +20,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
-
-import vonage
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -35,8 +38,6 @@ SIGNATURE_METHODS = ("md5hash", *HMAC_METHODS)
 DEFAULT_MAX_AGE = timedelta(minutes=5)
 
 _HEX = re.compile(r"[0-9a-fA-F]{1,256}")
-# The SDK insists on an api_key beside a signature secret but never uses it to verify.
-_UNUSED_API_KEY = "webhook-verification"
 
 _DETAILS = {
     "missing_signature": "signature absente",
@@ -86,7 +87,15 @@ def _compute(params: Mapping[str, str], secret: str, method: str) -> str:
     base = signature_base(params).encode("utf-8")
     if method == "md5hash":
         return hashlib.md5(base + secret.encode("utf-8")).hexdigest()
-    return hmac.new(secret.encode("utf-8"), base, getattr(hashlib, method)).hexdigest()
+    hasher = _keyed(secret, method).copy()
+    hasher.update(base)
+    return hasher.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _keyed(secret: str, method: str) -> hmac.HMAC:
+    """The HMAC with its key already set up, copied for each message (saves two blocks)."""
+    return hmac.new(secret.encode("utf-8"), digestmod=getattr(hashlib, method))
 
 
 def sign_params(
@@ -105,19 +114,13 @@ def sign_params(
     return signed
 
 
-@lru_cache(maxsize=8)
-def _sdk_auth(secret: str, method: str) -> vonage.Auth:
-    return vonage.Auth(api_key=_UNUSED_API_KEY, signature_secret=secret, signature_method=method)
-
-
 def _signature_matches(params: Mapping[str, str], sig: str, secret: str, method: str) -> bool:
-    if method == "md5hash":
-        # The SDK has no md5hash; same constant-time, case-insensitive comparison as its HMACs.
-        return hmac.compare_digest(sig.lower(), _compute(params, secret, method))
-    # check_signature pops `sig` from (a validated copy of) the dict, lower-cases it and
-    # compares with hmac.compare_digest; a missing timestamp would be filled with time(),
-    # which then fails the comparison. We hand it a copy anyway.
-    return bool(_sdk_auth(secret, method).check_signature(dict(params)))
+    """Constant-time, case-insensitive comparison with the signature we compute."""
+    if method != "md5hash" and not params.get("timestamp"):
+        # The SDK's check_signature fills a missing or empty timestamp with time() before
+        # hashing, so that such a request never verifies: a bad signature, as there.
+        return False
+    return hmac.compare_digest(sig.lower(), _compute(params, secret, method))
 
 
 def _check_freshness(params: Mapping[str, str], now: datetime, max_age: timedelta) -> None:

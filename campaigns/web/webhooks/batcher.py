@@ -39,12 +39,16 @@ class GroupCommit(Generic[T, R]):
         max_wait: float = 0.002,
         concurrency: int = 4,
         name: str = "batch",
+        quiet: float = 0.0005,
     ) -> None:
-        if max_rows < 1 or max_wait < 0 or concurrency < 1:
-            raise ValueError("max_rows and concurrency must be positive, max_wait not negative")
+        if max_rows < 1 or max_wait < 0 or concurrency < 1 or quiet <= 0:
+            raise ValueError(
+                "max_rows, concurrency and quiet must be positive, max_wait not negative"
+            )
         self._flush = flush
         self.max_rows = max_rows
         self.max_wait = max_wait
+        self.quiet = quiet
         self.name = name
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
@@ -119,12 +123,17 @@ class GroupCommit(Generic[T, R]):
         while True:
             await self._wake.wait()
             await self._slots.acquire()
-            # While the batch is small, give requests already on their way a moment to join.
+            # While the batch is small and requests keep coming, let them join: up to
+            # `max_wait`, as long as each pause of `quiet` brought one more. A pause that
+            # brought nobody ends the wait (a closed loop of clients is all here).
             deadline = loop.time() + self.max_wait
-            while len(self._waiting) < self.max_rows and loop.time() < deadline:
-                await asyncio.sleep(0)
-                if len(self._waiting) < self.max_rows and self.max_wait:
-                    await asyncio.sleep(min(0.0005, max(0.0, deadline - loop.time())))
+            count = -1
+            while count != len(self._waiting) < self.max_rows:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                count = len(self._waiting)
+                await asyncio.sleep(min(self.quiet, left))
             batch = self._take()
             if not batch:
                 self._slots.release()

@@ -12,6 +12,7 @@ the rows are stored, and the sweeper and the minute's tick queue what was not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from campaigns.core.kept_connections import HeldConnections, Pin
 from campaigns.core.runtime import Runtime
 from campaigns.dispatch.receipt_store import request_apply
 from campaigns.replies.intake import PROCESS_JOB, Received, job_id
@@ -68,29 +70,59 @@ class Stored:
 
 
 BATCHER = web.AppKey("webhook_batcher", GroupCommit)
+HELD = web.AppKey("webhook_connections", HeldConnections)
 
 
-async def flush(runtime: Runtime, items: Sequence[Item]) -> list[Stored | BaseException]:
-    """Write one batch; a result per item, an exception for those whose rows failed."""
+async def flush(
+    runtime: Runtime, items: Sequence[Item], held: HeldConnections | None = None
+) -> list[Stored | BaseException]:
+    """Write one batch; a result per item, an exception for those whose rows failed.
+
+    `held`: connections kept from one batch to the next (the app's batcher has some): the
+    replies and receipts are written on one of them rather than through the pool."""
     now = runtime.clock()
     results: list[Stored | BaseException | None] = [None] * len(items)
-    by_kind: dict[Kind, list[int]] = {"inbound": [], "odd": [], "receipt": []}
+    inbound: list[int] = []
+    receipts: list[int] = []
+    odd: list[int] = []
     for index, item in enumerate(items):
-        by_kind[item.kind].append(index)
-    inbound, receipts, odd = by_kind["inbound"], by_kind["receipt"], by_kind["odd"]
-    outcomes: list[Any] = await asyncio.gather(
-        store_many([items[i].body for i in inbound], now=now) if inbound else _none(),
-        store_receipts([items[i].body for i in receipts], now) if receipts else _none(),
-        return_exceptions=True,
-    )
-    stored_inbound: list[Received] | BaseException = outcomes[0]
-    stored_receipts: list[str] | BaseException = outcomes[1]
+        kind = item.kind
+        if kind == "receipt":
+            receipts.append(index)
+        elif kind == "inbound":
+            inbound.append(index)
+        else:
+            odd.append(index)
+    stored_inbound: list[Received] | BaseException = []
+    stored_receipts: list[str] | BaseException = []
+    async with held.pinned() if held is not None else contextlib.nullcontext(Pin()) as pin:
+        if inbound and receipts:
+            outcomes: tuple[Any, Any] = await asyncio.gather(
+                store_many([items[i].body for i in inbound], now=now),
+                store_receipts([items[i].body for i in receipts], now),
+                return_exceptions=True,
+            )
+            stored_inbound, stored_receipts = outcomes
+        elif inbound:
+            # One kind only (the usual batch): awaited here, no task made for it.
+            try:
+                stored_inbound = await store_many([items[i].body for i in inbound], now=now)
+            except Exception as exc:
+                stored_inbound = exc
+        elif receipts:
+            try:
+                stored_receipts = await store_receipts([items[i].body for i in receipts], now)
+            except Exception as exc:
+                stored_receipts = exc
+        pin.failed_statement = isinstance(stored_inbound, BaseException) or isinstance(
+            stored_receipts, BaseException
+        )
     jobs: dict[str, Job] = {}
-    _settle(results, inbound, stored_inbound, lambda r: r.duplicate)
+    _settle(results, inbound, stored_inbound, _received_duplicate)
     if not isinstance(stored_inbound, BaseException):
         for received in stored_inbound:
             _queue_reply(jobs, received)
-    _settle(results, receipts, stored_receipts, lambda outcome: outcome == "duplicate")
+    _settle(results, receipts, stored_receipts, _receipt_duplicate)
     for i in odd:  # rare: one at a time, outside the hot path
         try:
             params, problem = items[i].body
@@ -102,8 +134,15 @@ async def flush(runtime: Runtime, items: Sequence[Item]) -> list[Stored | BaseEx
     return [r if r is not None else RuntimeError("not written") for r in results]
 
 
-async def _none() -> list[Any]:
-    return []
+def _received_duplicate(received: Received) -> bool:
+    return received.duplicate
+
+
+def _receipt_duplicate(outcome: str) -> bool:
+    return outcome == "duplicate"
+
+
+_STORED = {False: Stored(False), True: Stored(True)}  # immutable: shared by every request
 
 
 def _settle(
@@ -112,13 +151,14 @@ def _settle(
     outcome: Sequence[Any] | BaseException,
     duplicate: Any,
 ) -> None:
-    if isinstance(outcome, BaseException) and indexes:
-        log.warning("webhook batch: %d requests not stored: %r", len(indexes), outcome)
-    for position, i in enumerate(indexes):
-        if isinstance(outcome, BaseException):
+    if isinstance(outcome, BaseException):
+        if indexes:
+            log.warning("webhook batch: %d requests not stored: %r", len(indexes), outcome)
+        for i in indexes:
             results[i] = outcome
-        else:
-            results[i] = Stored(bool(duplicate(outcome[position])))
+        return
+    for position, i in enumerate(indexes):
+        results[i] = _STORED[bool(duplicate(outcome[position]))]
 
 
 def _queue_reply(jobs: dict[str, Job], received: Received) -> None:
@@ -175,12 +215,14 @@ def install(app: web.Application) -> None:
     if BATCHER in app:
         return
     runtime = app[RUNTIME]
+    held = HeldConnections()
 
     async def write(items: Sequence[Item]) -> list[Stored | BaseException]:
-        return await flush(runtime, items)
+        return await flush(runtime, items, held)
 
     # Made here, before the app is frozen; started by its cleanup context.
     app[BATCHER] = GroupCommit(write, name="webhooks")
+    app[HELD] = held
     app.cleanup_ctx.append(_lifecycle)
 
 
@@ -190,7 +232,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await batcher.stop()
+        try:
+            await batcher.stop()
+        finally:
+            # Back to the pool before it closes (it waits for every connection out).
+            await app[HELD].close()
 
 
 class WebhookRouter(ApiRouter):
