@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from campaigns.core.errors import Invalid
+from campaigns.core.errors import Invalid, problems_of
 from campaigns.models import Template
 
 MAX_DAYS = 60
@@ -43,11 +43,7 @@ def parse_journey(data: Any) -> JourneySpec:
     try:
         return JourneySpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'parcours'}: "
-            + ("clé inconnue" if err["type"] == "extra_forbidden" else err["msg"])
-            for err in exc.errors()
-        )
+        problems = problems_of(exc, "parcours")
         raise Invalid(f"Parcours invalide : {problems}", code="invalid_journey") from None
 
 

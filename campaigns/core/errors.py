@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class DomainError(Exception):
     status = 400
@@ -42,3 +44,12 @@ class Unauthorised(DomainError):
 class TooManyAttempts(DomainError):
     status = 429
     code = "too_many_attempts"
+
+
+def problems_of(exc: ValidationError, root: str) -> str:
+    """A model's validation errors field by field (`age_min: ...; clé: clé inconnue`)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or root}: "
+        + ("clé inconnue" if err["type"] == "extra_forbidden" else err["msg"])
+        for err in exc.errors()
+    )

@@ -14,7 +14,7 @@ from tortoise.queryset import QuerySet
 
 from campaigns.core import audit
 from campaigns.core.audit import Actor
-from campaigns.core.errors import Invalid, NotFound
+from campaigns.core.errors import Invalid, NotFound, problems_of
 from campaigns.models import Audience, Person
 from campaigns.registry.importer import check_segment
 from campaigns.registry.people import summary
@@ -71,11 +71,7 @@ def parse_filter(data: Any) -> AudienceFilter:
     try:
         return AudienceFilter.model_validate(data or {})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'filtre'}: "
-            + ("clé inconnue" if err["type"] == "extra_forbidden" else err["msg"])
-            for err in exc.errors()
-        )
+        problems = problems_of(exc, "filtre")
         raise Invalid(f"Filtre invalide : {problems}", code="invalid_filter") from None
 
 
