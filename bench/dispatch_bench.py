@@ -23,6 +23,9 @@ takes the delivery receipts the emulator posts (signed, one per part, 50 ms afte
 send), stores them and has the workers apply them in bulk, as in production. The time
 is still launch to the last message recorded; the receipts' own end (every message
 delivered) is printed beside it. Target (issue 10): with receipts at most 10 % slower.
+Each run also prints the CPU it cost, per message, by process: workers, emulator, web
+and PostgreSQL (every database of the server: other sessions' work counts there), which
+says what the receipts cost and whom.
 The second campaign goes to the same people: its message table is twice as large.
 """
 
@@ -32,7 +35,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import random
 import shutil
 import signal
 import socket
@@ -53,7 +55,15 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_support import BASE_URL, admin, copy_people, emit_result, load_average  # noqa: E402
+from bench_support import (  # noqa: E402
+    BASE_URL,
+    admin,
+    copy_people,
+    cpu_seconds_by_pid,
+    cpu_spent_since,
+    emit_result,
+    load_average,
+)
 
 from campaigns.campaign import launch as campaign_launch  # noqa: E402
 from campaigns.campaign import lifecycle as campaign_service  # noqa: E402
@@ -84,8 +94,9 @@ async def _populate(url: str, people: int) -> None:
 
 
 def _start_emulator(cert_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    port = 20000 + random.randrange(20000)
-    command = [sys.executable, "-m", "providers.emulator", "--port", str(port)]
+    # Port 0: the system picks a free one and the emulator prints it (rest_host=...); a
+    # random port of our own choosing was sometimes taken already.
+    command = [sys.executable, "-m", "providers.emulator", "--port", "0"]
     command += ["--cert-dir", str(cert_dir), "--api-key", KEY, "--api-secret", SECRET]
     command += ["--dlr-concurrency", "64"]  # posters ready for the run with receipts
     process = subprocess.Popen(
@@ -331,6 +342,40 @@ async def _one_campaign(
     return total, launched - started, total / elapsed
 
 
+def _process_cpu(process: subprocess.Popen[bytes]) -> float:
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_role(processes: list[Any], workers: int) -> dict[str, Any]:
+    """CPU seconds so far of each process the bench started, by role, and PostgreSQL's."""
+    return {
+        "workers": sum(_process_cpu(p) for p in processes[1 : 1 + workers]),
+        "emulator": _process_cpu(processes[0]),
+        "web": sum(_process_cpu(p) for p in processes[1 + workers :]),
+        "PostgreSQL": cpu_seconds_by_pid(),
+    }
+
+
+def _print_cpu(before: dict[str, Any], after: dict[str, Any], messages: int) -> None:
+    """Where the CPU of the run went, per message: what receipts cost, and whom."""
+    spent = {
+        role: cpu_spent_since(before[role], after[role])
+        if role == "PostgreSQL"
+        else after[role] - before[role]
+        for role in before
+    }
+    print(
+        "CPU during the run, ms per message: "
+        + ", ".join(f"{role} {seconds * 1000 / messages:.2f}" for role, seconds in spent.items())
+        + " (PostgreSQL: every database of the server)",
+        flush=True,
+    )
+
+
 async def run(args: argparse.Namespace) -> None:
     await admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     await admin(f'CREATE DATABASE "{DATABASE}"')
@@ -401,7 +446,9 @@ async def run(args: argparse.Namespace) -> None:
                 await _emulator_config(rest_host, ca_file, {"dlr_url": None})
             label = " with receipts" if mode == "receipts" else ""
             print(f"--- run{label or ' without receipts'} (load {load_average()})", flush=True)
+            cpu_before = _cpu_by_role(processes, args.workers)
             total, launch_time, rate = await _one_campaign(args, url, runtime, mode, len(rates))
+            _print_cpu(cpu_before, _cpu_by_role(processes, args.workers), total)
             rates[mode] = rate
             print(f"end to end: {total:,} messages in {total / rate:.1f} s: {rate:,.0f} msg/s")
             print(f"ratio to the ceiling: {rate / ceiling:.0%} (target >= 60 %, >= 300 msg/s)")
