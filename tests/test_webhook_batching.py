@@ -425,3 +425,58 @@ async def test_webhooks_skip_the_session_but_keep_the_security_headers(
     for header in ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options"):
         assert header in response.headers
     assert (await app.client.get(STATUS_URL.replace("status", "nowhere"))).status == 404
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_receipt_nonces_in_redis_tell_a_retry_from_a_replay(
+    make_app: MakeApp, tmp_path: Any
+) -> None:
+    """Receipts bring nonces and no job: their batch records the nonces with one command.
+    Vonage's identical retry is answered again; the same nonce signed anew is a replay."""
+    require_redis()
+    from workers.runtime import build_runtime, close_runtime
+
+    app = await make_app(
+        clock=SIGNED_AT, VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_SIGNATURE_METHOD="sha256"
+    )
+    queue_name = f"test-receipts-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        CAMPAIGNS_DATABASE_URL=app.runtime.settings.database_url,
+        CAMPAIGNS_REDIS_URL=REDIS_URL,
+        CAMPAIGNS_QUEUE_NAME=queue_name,
+        CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
+        CAMPAIGNS_SECRET_KEY="k" * 32,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    redis_runtime = await build_runtime(settings)
+    own = app.runtime.queue, app.runtime.nonce_store, app.runtime.redis
+    try:
+        app.runtime.queue = redis_runtime.queue
+        app.runtime.nonce_store = redis_runtime.nonce_store
+        app.runtime.redis = redis_runtime.redis
+        requests = [signed(receipt(n, "accepted")) for n in range(20)]
+        answers = await asyncio.gather(*(app.client.post(STATUS_URL, data=p) for p in requests))
+        assert [(a.status, await a.json()) for a in answers] == [(200, {"status": "stored"})] * 20
+        retry = await app.client.post(STATUS_URL, data=requests[3])
+        assert (retry.status, await retry.json()) == (200, {"status": "duplicate"})
+        # The same nonce on another (validly signed) receipt: a replay.
+        other = {**receipt(99), "timestamp": requests[3]["timestamp"]}
+        other = sign_params(
+            {k: v for k, v in other.items() if k != "timestamp"},
+            SECRET,
+            "sha256",
+            int(requests[3]["timestamp"]),
+            requests[3]["nonce"],
+        )
+        replay = await app.client.post(STATUS_URL, data=other)
+        assert replay.status == 401
+        assert (await replay.json())["error"] == "replayed_nonce"
+        stored = await redis_runtime.redis.get(f"{queue_name}:nonce:{requests[0]['nonce']}")  # type: ignore[union-attr]
+        assert stored.decode() == requests[0]["sig"]
+    finally:
+        pool = redis_runtime.queue.pool  # type: ignore[attr-defined]
+        keys = [k async for k in pool.scan_iter(match=f"*{queue_name}*", count=1000)]
+        if keys:
+            await pool.delete(*keys)
+        app.runtime.queue, app.runtime.nonce_store, app.runtime.redis = own
+        await close_runtime(redis_runtime)
