@@ -114,6 +114,9 @@ async def my_calls(staff: Staff, now: datetime) -> dict[str, Any]:
             "campaign_name": campaigns.get(task.campaign_id, ""),
         }
 
+    if tasks:
+        # Names of people were shown: who looked, and how many, is kept like any view.
+        await audit.record(actor_for(staff), "call.list", "staff", staff.id, shown=len(tasks))
     return {
         "in_hand": [row(t) for t in in_hand],
         "due": [row(t) for t in due],

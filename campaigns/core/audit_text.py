@@ -63,6 +63,7 @@ ACTION_LABELS: dict[str, str] = {
     "campaign.coverage": "Consultation de la couverture d'une campagne d'appels",
     "journey.call_step": "Étape d'appel d'un parcours",
     "call.view": "Consultation d'une fiche d'appel",
+    "call.list": "Consultation de ses appels",
     "call.claim": "Prise d'un appel",
     "call.release": "Appel reposé",
     "call.outcome": "Issue d'un appel",
@@ -324,6 +325,11 @@ _SENTENCES: dict[str, Phrase] = {
     "campaign.coverage": lambda e, n: f"a consulté la couverture de {_campaign(e, n)}",
     "journey.call_step": lambda e, n: f"a ouvert l'étape d'appel {_campaign(e, n)}",
     "call.view": lambda e, n: "a consulté une fiche d'appel",
+    "call.list": lambda e, n: (
+        "a consulté sa liste d'appels ("
+        + _count(e.detail.get("shown"), "personne nommée", "personnes nommées")
+        + ")"
+    ),
     "call.claim": lambda e, n: "a pris un appel",
     "call.release": lambda e, n: "a reposé un appel",
     "call.outcome": lambda e, n: (
