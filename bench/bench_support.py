@@ -76,6 +76,36 @@ async def copy_people(
     return mobiles
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) so far of one process, 0 once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, Any]:
+    """CPU seconds so far of the processes of each role, and of PostgreSQL's processes."""
+    spent: dict[str, Any] = {
+        role: sum(process_cpu_seconds(pid) for pid in pids) for role, pids in roles.items()
+    }
+    spent["PostgreSQL"] = cpu_seconds_by_pid()
+    return spent
+
+
+def cpu_report(before: dict[str, Any], after: dict[str, Any], units: int) -> str:
+    """'role 1.23, ...': CPU milliseconds per unit of work of each role between two samples."""
+    spent = {
+        role: cpu_spent_since(before[role], after[role])
+        if role == "PostgreSQL"
+        else after[role] - before[role]
+        for role in before
+    }
+    return ", ".join(f"{role} {seconds * 1000 / units:.2f}" for role, seconds in spent.items())
+
+
 # --- figures for bench/run_all.py ---------------------------------------------------------
 
 RESULT_PREFIX = "RESULT "

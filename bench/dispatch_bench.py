@@ -59,8 +59,8 @@ from bench_support import (  # noqa: E402
     BASE_URL,
     admin,
     copy_people,
-    cpu_seconds_by_pid,
-    cpu_spent_since,
+    cpu_by_role,
+    cpu_report,
     emit_result,
     load_average,
 )
@@ -342,38 +342,10 @@ async def _one_campaign(
     return total, launched - started, total / elapsed
 
 
-def _process_cpu(process: subprocess.Popen[bytes]) -> float:
-    try:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_by_role(processes: list[Any], workers: int) -> dict[str, Any]:
-    """CPU seconds so far of each process the bench started, by role, and PostgreSQL's."""
-    return {
-        "workers": sum(_process_cpu(p) for p in processes[1 : 1 + workers]),
-        "emulator": _process_cpu(processes[0]),
-        "web": sum(_process_cpu(p) for p in processes[1 + workers :]),
-        "PostgreSQL": cpu_seconds_by_pid(),
-    }
-
-
-def _print_cpu(before: dict[str, Any], after: dict[str, Any], messages: int) -> None:
-    """Where the CPU of the run went, per message: what receipts cost, and whom."""
-    spent = {
-        role: cpu_spent_since(before[role], after[role])
-        if role == "PostgreSQL"
-        else after[role] - before[role]
-        for role in before
-    }
-    print(
-        "CPU during the run, ms per message: "
-        + ", ".join(f"{role} {seconds * 1000 / messages:.2f}" for role, seconds in spent.items())
-        + " (PostgreSQL: every database of the server)",
-        flush=True,
-    )
+def _roles(processes: list[Any], workers: int) -> dict[str, list[int]]:
+    """The pids the bench started, by role (emulator first, then the workers, then web)."""
+    pids = [p.pid for p in processes]
+    return {"workers": pids[1 : 1 + workers], "emulator": pids[:1], "web": pids[1 + workers :]}
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -446,9 +418,15 @@ async def run(args: argparse.Namespace) -> None:
                 await _emulator_config(rest_host, ca_file, {"dlr_url": None})
             label = " with receipts" if mode == "receipts" else ""
             print(f"--- run{label or ' without receipts'} (load {load_average()})", flush=True)
-            cpu_before = _cpu_by_role(processes, args.workers)
+            roles = _roles(processes, args.workers)
+            cpu_before = cpu_by_role(roles)
             total, launch_time, rate = await _one_campaign(args, url, runtime, mode, len(rates))
-            _print_cpu(cpu_before, _cpu_by_role(processes, args.workers), total)
+            print(
+                "CPU during the run, ms per message: "
+                + cpu_report(cpu_before, cpu_by_role(roles), total)
+                + " (PostgreSQL: every database of the server)",
+                flush=True,
+            )
             rates[mode] = rate
             print(f"end to end: {total:,} messages in {total / rate:.1f} s: {rate:,.0f} msg/s")
             print(f"ratio to the ceiling: {rate / ceiling:.0%} (target >= 60 %, >= 300 msg/s)")
