@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
-from bench_support import BASE_URL, admin, copy_people, driver_runtime, emit_result, load_average  # noqa: E402
+from bench_support import BASE_URL, admin, copy_people, emit_result, load_average  # noqa: E402
 from tortoise import Tortoise  # noqa: E402
 
 from campaigns.calls.callers import set_callers  # noqa: E402
@@ -36,6 +36,7 @@ from campaigns.campaign.launch import launch, start_due_runs  # noqa: E402
 from campaigns.campaign.lifecycle import create_campaign  # noqa: E402
 from campaigns.core.audit import Actor  # noqa: E402
 from campaigns.core.db import close_db, init_db, migrate  # noqa: E402
+from campaigns.core.runtime import offline_runtime  # noqa: E402
 from campaigns.core.settings import Settings  # noqa: E402
 from campaigns.messages.template_store import TemplateContent, create_template  # noqa: E402
 from campaigns.models import CallStatus, CallTask, Campaign, Role  # noqa: E402
@@ -143,7 +144,7 @@ async def main(argv: list[str] | None = None) -> None:
             CAMPAIGNS_CCAS_HOTLINE="0 800 12 34 56",
             _env_file=None,  # type: ignore[call-arg]
         )
-        runtime = driver_runtime(settings)
+        runtime = offline_runtime(settings)
         try:
             emails = await _prepare(url, args.people)
             firsts, nexts, ceilings, created = [], [], [], 0

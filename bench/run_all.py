@@ -167,6 +167,7 @@ BENCHES = [
     ),
     Bench("inbound webhook", "inbound_bench.py", (), ("--requests", "5000"), read_inbound),
     Bench("receipts webhook", receipts_script(), (), ("--quick",), read_nothing, needs="--quick"),
+    Bench("call cycle", "call_cycle_bench.py", (), ("--runs", "1"), read_nothing),
     Bench(
         "classification",
         "classify_bench.py",
