@@ -19,6 +19,7 @@ from campaigns.rules.queues import OUTCOMES, QUEUE_LABELS
 __all__ = [
     "ACTION_LABELS",
     "OBJECT_LABELS",
+    "SEGMENT_LABELS",
     "JournalLine",
     "Names",
     "action_label",
@@ -106,7 +107,8 @@ OBJECT_LABELS: dict[str, str] = {
     "segment": "Segment",
 }
 
-_SEGMENTS = {
+# The segments' French names, for the journal's sentences and the staff pages alike.
+SEGMENT_LABELS = {
     "domicilies": "Domiciliés",
     "aides_facultatives": "Aides facultatives",
     "animations": "Animations",
@@ -284,7 +286,7 @@ _SENTENCES: dict[str, Phrase] = {
     "people.search": lambda e, n: "a consulté la liste des personnes",
     "register.import": lambda e, n: (
         "a importé un registre dans le segment "
-        + _quoted(_SEGMENTS.get(e.object_id or "", e.object_id), "inconnu")
+        + _quoted(SEGMENT_LABELS.get(e.object_id or "", e.object_id), "inconnu")
     ),
     "registry.demo": lambda e, n: "a créé une population de démonstration",
     "audience.create": lambda e, n: (
@@ -416,7 +418,7 @@ def _context_details(event: AuditEvent, names: Names) -> list[str]:
     if channel := d.get("channel"):
         out.append(_CHANNELS.get(str(channel), "autre canal"))
     if segment := d.get("segment"):
-        out.append("segment " + _quoted(_SEGMENTS.get(str(segment), str(segment)), ""))
+        out.append("segment " + _quoted(SEGMENT_LABELS.get(str(segment), str(segment)), ""))
     return out
 
 

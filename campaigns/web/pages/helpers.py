@@ -12,18 +12,13 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from campaigns.core.audit import Actor
+from campaigns.core.audit_text import SEGMENT_LABELS as SEGMENT_LABELS
 from campaigns.models import Staff
 from campaigns.staff import actor_for
 from campaigns.web.keys import RUNTIME
 from campaigns.web.pages.base import FLASH_KEY, current_page_staff
 
-SEGMENT_LABELS = {
-    "domicilies": "Domiciliés",
-    "aides_facultatives": "Aides facultatives",
-    "animations": "Animations",
-    "registre_fragiles": "Registre des personnes fragiles",
-}
-CHANNEL_LABELS = {"sms": "SMS", "email": "E-mail"}
+CHANNEL_LABELS = {"sms": "SMS", "email": "E-mail", "appel": "Appels"}
 MESSAGE_STATUS_LABELS = {
     "queued": "en attente",
     "sending": "en cours d'envoi",
