@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -53,9 +53,7 @@ async def test_three_day_cycles_retries_followups_and_same_caller(
     assert all(tasks[p.id].assignee_id is None for p in people[1:])
 
     # Generating the cycle again creates nothing: nobody is called twice in a cycle.
-    again = await create_tasks(
-        campaign, run1.id, 1, now=clock.now, due_at=clock.now, today=clock.now.date()
-    )
+    again = await create_tasks(campaign, run1.id, 1, settings=runtime.settings, now=clock.now)
     assert again.created == 0 and again.eligible == 6
 
     # The caseworker's "next" gives their own person; the volunteer's the pool, oldest first.
@@ -81,7 +79,8 @@ async def test_three_day_cycles_retries_followups_and_same_caller(
         due = silent.due_at
         assert due > clock.now and window.is_open(due)
         assert day_part(due, window) not in {day_part(a, window) for a in attempts_at}
-        clock.now = due
+        # The clock reads UTC, as the service's does: the due time must compare right.
+        clock.now = due.astimezone(UTC) + timedelta(minutes=1)
         again_task = await claim_next(volunteer, clock.now)
         assert again_task is not None and again_task.id == silent.id
         attempts_at.append(clock.now)

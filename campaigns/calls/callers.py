@@ -5,7 +5,7 @@ from __future__ import annotations
 from campaigns.core import audit
 from campaigns.core.audit import Actor
 from campaigns.core.errors import Invalid, NotFound
-from campaigns.models import Campaign, CampaignCaller, Staff
+from campaigns.models import Campaign, CampaignCaller, CampaignStatus, Staff
 
 MAX_CALLERS = 500
 
@@ -53,6 +53,16 @@ async def caller_ids(campaign_id: int) -> dict[str, int]:
     ids = await CampaignCaller.filter(campaign_id=campaign_id).values_list("staff_id", flat=True)
     rows = await Staff.filter(id__in=list(ids), active=True).values_list("email", "id")
     return {str(email): int(staff_id) for email, staff_id in rows}
+
+
+async def running_call_campaigns(ids: list[int] | None = None) -> list[int]:
+    """The call campaigns running now (among `ids` when given): only their calls are taken."""
+    if ids is not None and not ids:
+        return []
+    query = Campaign.filter(channel="appel", status=CampaignStatus.RUNNING)
+    if ids is not None:
+        query = query.filter(id__in=ids)
+    return [int(str(r)) for r in await query.values_list("id", flat=True)]
 
 
 async def campaigns_called_by(staff_id: int) -> list[int]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.functions import Count
 
 from campaigns.calls.callers import call_campaign
 from campaigns.calls.generation import OPEN_STATUSES, REACHED
@@ -23,6 +24,20 @@ from campaigns.models import CallStatus, CallTask, CampaignRun, Person
 OVERDUE_AFTER = timedelta(hours=24)
 LIST_LIMIT = 200
 NO_DISTRICT = "Quartier non renseigné"
+
+
+async def call_counts(campaign_id: int) -> dict[str, int]:
+    """A call campaign's tasks by status, every cycle together."""
+    rows = (
+        await CallTask.filter(campaign_id=campaign_id)
+        .annotate(n=Count("id"))
+        .group_by("status")
+        .values("status", "n")
+    )
+    counts = {status.value: 0 for status in CallStatus}
+    for row in rows:
+        counts[str(row["status"])] = int(row["n"])
+    return counts
 
 
 def _share(part: int, whole: int) -> float:

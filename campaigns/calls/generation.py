@@ -18,9 +18,12 @@ from tortoise import connections
 from campaigns.calls.callers import caller_ids
 from campaigns.calls.optouts import opted_out_numbers
 from campaigns.core.batch_insert import insert_rows
+from campaigns.core.clock import as_utc
 from campaigns.core.db import on_postgres
+from campaigns.core.settings import Settings
 from campaigns.models import CallStatus, CallTask, Campaign, Person
 from campaigns.registry.audiences import audience_query
+from campaigns.rules.queues import opening_window
 
 # Outcomes that mean somebody spoke with the person.
 REACHED = ("joint_rien", "joint_besoin", "refus_appels")
@@ -37,14 +40,6 @@ class CycleTasks:
     created: int = 0
     no_phone: int = 0
     opted_out: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "eligible": self.eligible,
-            "created": self.created,
-            "no_phone": self.no_phone,
-            "opted_out": self.opted_out,
-        }
 
 
 def reachable(mobile: str | None, landline: str | None, opted_out: set[str]) -> bool:
@@ -90,14 +85,20 @@ async def create_tasks(
     run_id: int,
     cycle: int,
     *,
+    settings: Settings,
     now: datetime,
-    due_at: datetime,
-    today: date,
+    due_at: datetime | None = None,
     person_ids: Sequence[int] | None = None,
     origin: str = "cycle",
 ) -> CycleTasks:
     """Write the tasks of a cycle (or of the given people); a person with one already in
-    this cycle keeps it: nobody is called twice in a cycle."""
+    this cycle keeps it: nobody is called twice in a cycle.
+
+    The tasks are due at `due_at`, by default the CCAS's next open moment (now if open);
+    the audience's ages are reckoned on the CCAS's own day.
+    """
+    due_at = as_utc(due_at or opening_window(settings).next_open(now))
+    today = now.astimezone(settings.tz).date()
     people = await _people((campaign.audience_snapshot or {}).get("filter"), person_ids, today)
     opted_out = await opted_out_numbers()
     callers = await caller_ids(campaign.id)

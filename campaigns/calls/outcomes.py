@@ -19,6 +19,7 @@ from campaigns.calls.generation import OPEN_STATUSES, cancel_open_tasks
 from campaigns.calls.optouts import opt_out_of_calls
 from campaigns.calls.taking import task_for
 from campaigns.core import audit
+from campaigns.core.clock import as_utc
 from campaigns.core.errors import Conflict, Forbidden, Invalid
 from campaigns.core.runtime import Runtime
 from campaigns.escalations.from_calls import escalate_person
@@ -174,11 +175,12 @@ def _retry_at(task: CallTask, now: datetime, runtime: Runtime) -> datetime:
         for n in task.notes or []
         if n.get("outcome") in NO_ANSWER and n.get("at")
     ]
-    return next_attempt(
+    at = next_attempt(
         [*earlier, now],
         opening_window(runtime.settings),
         min_delay=timedelta(hours=runtime.settings.call_retry_hours),
     )
+    return as_utc(at)
 
 
 async def _consequences(

@@ -7,13 +7,13 @@ from typing import Any
 
 from campaigns.calls import coverage as coverage_module
 from campaigns.calls import outcomes, taking
-from campaigns.calls.callers import call_campaign, campaigns_called_by
+from campaigns.calls.callers import call_campaign, campaigns_called_by, running_call_campaigns
 from campaigns.calls.generation import OPEN_STATUSES
 from campaigns.calls.sheet import call_sheet, staff_names, task_row
 from campaigns.core import audit
 from campaigns.core.errors import Invalid
 from campaigns.core.runtime import Runtime
-from campaigns.models import CallStatus, CallTask, Campaign, CampaignStatus, Person, Staff
+from campaigns.models import CallStatus, CallTask, Campaign, Person, Staff
 from campaigns.staff import actor_for
 
 
@@ -88,13 +88,10 @@ async def my_calls(staff: Staff, now: datetime) -> dict[str, Any]:
         .order_by("due_at", "id")
         .limit(MY_CALLS_LIMIT)
     )
-    pools = await campaigns_called_by(staff.id)
-    running = await Campaign.filter(
-        id__in=pools or [0], channel="appel", status=CampaignStatus.RUNNING
-    ).values_list("id", flat=True)
+    running = await running_call_campaigns(await campaigns_called_by(staff.id))
     pool_due = await CallTask.filter(
         assignee_id__isnull=True,
-        campaign_id__in=list(running) or [0],
+        campaign_id__in=running or [0],
         status__in=list(OPEN_STATUSES),
         due_at__lte=now,
     ).count()

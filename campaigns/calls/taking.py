@@ -13,36 +13,28 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from campaigns.calls.callers import campaigns_called_by
+from campaigns.calls.callers import campaigns_called_by, running_call_campaigns
 from campaigns.calls.generation import OPEN_STATUSES
 from campaigns.core import audit
+from campaigns.core.clock import as_utc
 from campaigns.core.db import on_postgres
 from campaigns.core.errors import Conflict, Forbidden, NotFound
-from campaigns.models import CallStatus, CallTask, Campaign, CampaignStatus, Staff
+from campaigns.models import CallStatus, CallTask, Staff
 from campaigns.staff import actor_for, is_manager
 
 _ROUNDS = 5
 _BATCH = 10
 
 
-async def _running_campaigns(ids: list[int]) -> list[int]:
-    if not ids:
-        return []
-    rows = await Campaign.filter(
-        id__in=ids, channel="appel", status=CampaignStatus.RUNNING
-    ).values_list("id", flat=True)
-    return [int(str(r)) for r in rows]
-
-
 async def _claimable(staff: Staff, now: datetime, campaign_id: int | None) -> QuerySet[CallTask]:
     pools = await campaigns_called_by(staff.id)
     own = Q(assignee_id=staff.id)
     mine = own | Q(assignee_id__isnull=True, campaign_id__in=pools) if pools else own
-    query = CallTask.filter(mine, status__in=list(OPEN_STATUSES), due_at__lte=now)
+    query = CallTask.filter(mine, status__in=list(OPEN_STATUSES), due_at__lte=as_utc(now))
     if campaign_id is not None:
         query = query.filter(campaign_id=campaign_id)
     # A task whose campaign is paused or cancelled waits; one running campaign list per call.
-    running = await _running_campaigns(
+    running = await running_call_campaigns(
         [campaign_id] if campaign_id is not None else await _campaigns_with_tasks(staff, pools)
     )
     return query.filter(campaign_id__in=running or [0])
@@ -69,8 +61,8 @@ async def claim_next(
     if current is not None and campaign_id in (None, current.campaign_id):
         return current
     claimed: int | None = None
+    query = (await _claimable(staff, now, campaign_id)).order_by("due_at", "id")
     for _ in range(_ROUNDS):
-        query = (await _claimable(staff, now, campaign_id)).order_by("due_at", "id")
         if on_postgres():
             async with in_transaction():
                 rows = await query.select_for_update(skip_locked=True).limit(1)

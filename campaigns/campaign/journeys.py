@@ -14,9 +14,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from campaigns.calls.callers import set_callers
+from campaigns.calls.coverage import call_counts
 from campaigns.calls.generation import OPEN_STATUSES, REACHED, create_tasks
 from campaigns.campaign.launch import launch
 from campaigns.campaign.lifecycle import S
@@ -37,7 +39,6 @@ from campaigns.models import (
     Template,
     TemplateVersion,
 )
-from campaigns.rules.queues import opening_window
 
 log = logging.getLogger(__name__)
 
@@ -130,20 +131,33 @@ async def _start_reminder(parent: Campaign, runtime: Runtime, now: datetime) -> 
     return True
 
 
+async def _add_calls(
+    child: Campaign,
+    run: CampaignRun,
+    runtime: Runtime,
+    now: datetime,
+    *,
+    origin: str,
+    person_ids: list[int] | None = None,
+) -> int:
+    """Calls in the journey's call step (the silent, or the given people); how many new."""
+    tasks = await create_tasks(
+        child, run.id, 1, settings=runtime.settings, now=now, person_ids=person_ids, origin=origin
+    )
+    # Counted in the database: the tick and a callback may add calls to the run at once.
+    await CampaignRun.filter(id=run.id).update(recipients=F("recipients") + tasks.created)
+    return tasks.created
+
+
 async def _start_calls(parent: Campaign, runtime: Runtime, now: datetime) -> int:
-    child, run = await call_step(parent, now)
     if (parent.journey or {}).get("calls_started_at"):
         return 0
-    window = opening_window(runtime.settings)
-    tasks = await create_tasks(
-        child, run.id, 1, now=now, due_at=window.next_open(now) if not window.is_open(now) else now,
-        today=now.astimezone(runtime.settings.tz).date(), origin="parcours",
-    )  # fmt: skip
+    child, run = await call_step(parent, now)
+    created = await _add_calls(child, run, runtime, now, origin="parcours")
     journey = {**(parent.journey or {}), "calls_started_at": now.isoformat()}
     await Campaign.filter(id=parent.id).update(journey=journey)
     parent.journey = journey
-    await CampaignRun.filter(id=run.id).update(recipients=run.recipients + tasks.created)
-    return tasks.created
+    return created
 
 
 async def _failed_to_calls(parent: Campaign, runtime: Runtime, now: datetime) -> int:
@@ -161,14 +175,11 @@ async def _failed_to_calls(parent: Campaign, runtime: Runtime, now: datetime) ->
     if not todo:
         return 0
     # Not if they answered another way (a reply, an opt-out) since.
-    todo = [p for p in todo if p not in await _signed(parent, todo)]
-    window = opening_window(runtime.settings)
-    tasks = await create_tasks(
-        child, run.id, 1, now=now, due_at=window.next_open(now) if not window.is_open(now) else now,
-        today=now.astimezone(runtime.settings.tz).date(), person_ids=todo, origin="echec_envoi",
-    )  # fmt: skip
-    await CampaignRun.filter(id=run.id).update(recipients=run.recipients + tasks.created)
-    return tasks.created
+    signed = await _signed(parent, todo)
+    todo = [p for p in todo if p not in signed]
+    if not todo:
+        return 0
+    return await _add_calls(child, run, runtime, now, origin="echec_envoi", person_ids=todo)
 
 
 async def _signed(parent: Campaign, person_ids: list[int]) -> set[int]:
@@ -262,12 +273,13 @@ async def _call_step_counts(campaign: Campaign | None, at: datetime | None) -> d
                            "starts_at": at.isoformat() if at else None}  # fmt: skip
     if campaign is None:
         return {**row, "tasks": 0, "reached": 0, "injoignables": 0, "open": 0, "cancelled": 0}
-    tasks = CallTask.filter(campaign_id=campaign.id)
+    counts = await call_counts(campaign.id)
+    reached = CallTask.filter(campaign_id=campaign.id, status=CallStatus.DONE, outcome__in=REACHED)
     return {
         **row,
-        "tasks": await tasks.count(),
-        "reached": await tasks.filter(status=CallStatus.DONE, outcome__in=REACHED).count(),
-        "injoignables": await tasks.filter(status=CallStatus.INJOIGNABLE).count(),
-        "open": await tasks.filter(status__in=[*OPEN_STATUSES, CallStatus.CLAIMED]).count(),
-        "cancelled": await tasks.filter(status=CallStatus.CANCELLED).count(),
+        "tasks": sum(counts.values()),
+        "reached": await reached.count(),
+        "injoignables": counts[CallStatus.INJOIGNABLE.value],
+        "open": sum(counts[s.value] for s in (*OPEN_STATUSES, CallStatus.CLAIMED)),
+        "cancelled": counts[CallStatus.CANCELLED.value],
     }

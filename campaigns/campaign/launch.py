@@ -60,7 +60,6 @@ from campaigns.models import (
     Person,
     TemplateVersion,
 )
-from campaigns.rules.queues import opening_window
 
 log = logging.getLogger(__name__)
 
@@ -431,11 +430,7 @@ async def _call_cycle(
     campaign: Campaign, runtime: Runtime, run_id: int, number: int, now: datetime
 ) -> Plan:
     """A call campaign's cycle: one task per reachable person instead of messages."""
-    window = opening_window(runtime.settings)
-    due = now if window.is_open(now) else window.next_open(now)
-    tasks = await create_tasks(
-        campaign, run_id, number, now=now, due_at=due, today=_today(runtime, now)
-    )
+    tasks = await create_tasks(campaign, run_id, number, settings=runtime.settings, now=now)
     plan = Plan(audience_count=tasks.eligible + tasks.no_phone + tasks.opted_out)
     plan.queued = tasks.created
     if tasks.no_phone:

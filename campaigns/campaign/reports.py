@@ -11,6 +11,7 @@ from typing import Any
 
 from tortoise.functions import Count, Sum
 
+from campaigns.calls.coverage import call_counts
 from campaigns.campaign.journeys import journey_steps
 from campaigns.campaign.lifecycle import STATUS_LABELS, campaign_warnings, get_campaign, money
 from campaigns.core.clock import utcnow
@@ -19,8 +20,6 @@ from campaigns.core.errors import Invalid
 from campaigns.core.settings import Settings
 from campaigns.dispatch import settle
 from campaigns.models import (
-    CallStatus,
-    CallTask,
     Campaign,
     CampaignRun,
     CampaignStatus,
@@ -155,20 +154,6 @@ def describe_campaign(campaign: Campaign) -> dict[str, Any]:
         "parent_id": campaign.parent_id,
         "step": campaign.step,
     }
-
-
-async def call_counts(campaign_id: int) -> dict[str, int]:
-    """A call campaign's tasks by status, every cycle together."""
-    rows = (
-        await CallTask.filter(campaign_id=campaign_id)
-        .annotate(n=Count("id"))
-        .group_by("status")
-        .values("status", "n")
-    )
-    counts = {status.value: 0 for status in CallStatus}
-    for row in rows:
-        counts[str(row["status"])] = int(row["n"])
-    return counts
 
 
 async def list_campaigns(status: str | None = None) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -25,6 +25,7 @@ from tortoise.transactions import in_transaction
 
 from campaigns.core import audit
 from campaigns.core.audit import Actor
+from campaigns.core.clock import as_utc
 from campaigns.core.errors import Invalid
 from campaigns.core.runtime import Runtime
 from campaigns.escalations import alerts
@@ -87,12 +88,6 @@ def is_overdue(escalation: Escalation, now: datetime) -> bool:
 
 def late_q(now: datetime) -> Q:
     return Q(status__in=list(LATE_STATUSES), due_at__lt=as_utc(now))
-
-
-def as_utc(at: datetime) -> datetime:
-    # SQLite stores datetimes as UTC text and compares filter values as text: a bound
-    # value in another zone would compare wrongly, so every instant we filter on is UTC.
-    return at.astimezone(UTC)
 
 
 def utc_now(runtime: Runtime) -> datetime:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from campaigns.calls.callers import running_call_campaigns
 from campaigns.calls.generation import OPEN_STATUSES, create_tasks
 from campaigns.campaign.journeys import call_step
 from campaigns.core import audit
 from campaigns.core.audit import Actor
+from campaigns.core.clock import as_utc
 from campaigns.core.runtime import Runtime
-from campaigns.models import CallTask, Campaign, CampaignStatus, Reply
+from campaigns.models import CallTask, Campaign, Reply
 from campaigns.rules.callback_time import requested_callback
 from campaigns.rules.queues import opening_window
 
@@ -28,7 +30,7 @@ async def callback_as_call(reply: Reply, runtime: Runtime) -> CallTask | None:
     now = runtime.clock()
     window = opening_window(runtime.settings)
     asked = requested_callback(reply.text or "", now, window)
-    at = asked or (now if window.is_open(now) else window.next_open(now))
+    at = as_utc(asked or window.next_open(now))
     note = {
         "at": now.isoformat(),
         "by": "réponse SMS",
@@ -38,7 +40,7 @@ async def callback_as_call(reply: Reply, runtime: Runtime) -> CallTask | None:
     }
     task = await _waiting_call(reply.person_id)
     if task is None:
-        task = await _journey_call(reply, at, now)
+        task = await _journey_call(reply, at, runtime)
         if task is None:
             return None
     await CallTask.filter(id=task.id).update(
@@ -51,29 +53,28 @@ async def callback_as_call(reply: Reply, runtime: Runtime) -> CallTask | None:
 
 
 async def _waiting_call(person_id: int) -> CallTask | None:
-    running = await Campaign.filter(channel="appel", status=CampaignStatus.RUNNING).values_list(
-        "id", flat=True
-    )
+    running = await running_call_campaigns()
     if not running:
         return None
     return (
         await CallTask.filter(
-            person_id=person_id, status__in=list(OPEN_STATUSES), campaign_id__in=list(running)
+            person_id=person_id, status__in=list(OPEN_STATUSES), campaign_id__in=running
         )
         .order_by("due_at", "id")
         .first()
     )
 
 
-async def _journey_call(reply: Reply, at: datetime, now: datetime) -> CallTask | None:
+async def _journey_call(reply: Reply, at: datetime, runtime: Runtime) -> CallTask | None:
     campaign = await Campaign.get_or_none(id=reply.campaign_id) if reply.campaign_id else None
     if campaign is not None and campaign.parent_id is not None:
         campaign = await Campaign.get_or_none(id=campaign.parent_id)
     if campaign is None or not (campaign.journey or {}).get("call_template_id"):
         return None
+    now = runtime.clock()
     child, run = await call_step(campaign, now)
     await create_tasks(
-        child, run.id, 1, now=now, due_at=at, today=at.date(),
+        child, run.id, 1, settings=runtime.settings, now=now, due_at=at,
         person_ids=[reply.person_id or 0], origin="rappel",
     )  # fmt: skip
     task = await CallTask.get_or_none(run_id=run.id, person_id=reply.person_id)

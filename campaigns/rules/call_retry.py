@@ -32,9 +32,7 @@ def day_part(at: datetime, window: SendWindow | None) -> int:
 
 
 def _first_open(at: datetime, window: SendWindow | None) -> datetime:
-    if window is None or window.is_open(at):
-        return at
-    return window.next_open(at)
+    return at if window is None else window.next_open(at)
 
 
 def next_attempt(
@@ -58,9 +56,8 @@ def next_attempt(
     start = _first_open(_round_up(last + min_delay), window)
     candidate = start
     while candidate - start <= _HORIZON:
-        if day_part(candidate, window) not in tried and (
-            window is None or window.is_open(candidate)
-        ):
+        # Every candidate is an open moment (`_first_open`): only its part of the day matters.
+        if day_part(candidate, window) not in tried:
             return candidate
         candidate = _first_open(candidate + _STEP, window)
     # A window open in only one part of the day: the next open moment will have to do.
