@@ -41,6 +41,14 @@ sys.path.insert(0, str(ROOT))
 
 from providers.vonage.signatures import sign_params  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_support import (  # noqa: E402
+    cpu_by_role,
+    cpu_report,
+    cpu_seconds_by_pid,
+    cpu_spent_since,
+)
+
 BASE_URL = os.environ.get("CAMPAIGNS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("CAMPAIGNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SECRET = "bench-signature-secret"
@@ -255,11 +263,23 @@ async def measure(
         await wait_ready(port)
         base = f"http://127.0.0.1:{port}"
         await hammer(base, warmup, concurrency)
-        cpu_before = cpu_seconds(process.pid)
+        roles = {"serveur": [process.pid], "client": [os.getpid()]}
+        cpu_before = cpu_by_role(roles)
+        redis_before = cpu_seconds_by_pid("redis-server")
         elapsed, latencies, errors = await hammer(base, requests, concurrency)
-        server_cpu = cpu_seconds(process.pid) - cpu_before
+        cpu_after = cpu_by_role(roles)
+        redis_spent = cpu_spent_since(redis_before, cpu_seconds_by_pid("redis-server"))
+        server_cpu = cpu_after["serveur"] - cpu_before["serveur"]
     finally:
         stop(process)
+    where = cpu_report(cpu_before, cpu_after, len(requests))
+    redis_ms = redis_spent * 1000 / len(requests)
+    machine_ms = (os.cpu_count() or 1) * elapsed * 1000 / len(requests)
+    print(
+        f"{name} : CPU ms par requête : {where}, Redis {redis_ms:.2f} "
+        f"(temps machine : {machine_ms:.2f} ms sur {os.cpu_count()} cœurs)",
+        flush=True,
+    )
     return Result(name, len(requests), elapsed, latencies, errors, replies, server_cpu)
 
 
