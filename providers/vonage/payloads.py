@@ -31,7 +31,7 @@ __all__ = [
 # Keys that carry no message content: a request holding only these is a URL check.
 _ENVELOPE_KEYS = frozenset({"api-key", "timestamp", "nonce", "sig"})
 _MSISDN = re.compile(r"\+?([0-9]{6,15})")
-_SCTS = re.compile(r"[0-9]{10}")
+_SCTS = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 # Identifiers are stored in bounded columns (and PostgreSQL refuses NUL in text): anything
 # longer, or holding a control character, is not something Vonage sends and gets a 400
@@ -231,10 +231,12 @@ def _price(params: Mapping[str, str]) -> Decimal | None:
 def _scts(params: Mapping[str, str]) -> datetime | None:
     # Informational only: an odd value is dropped rather than failing the receipt.
     value = _optional(params, "scts")
-    if value is None or not _SCTS.fullmatch(value):
+    if value is None or (found := _SCTS.fullmatch(value)) is None:
         return None
+    # YYMMDDhhmm read by hand: strptime cost a tenth of a receipt's parsing.
+    year, month, day, hour, minute = map(int, found.groups())
     try:
-        return datetime.strptime(value, "%y%m%d%H%M").replace(tzinfo=UTC)
+        return datetime(2000 + year, month, day, hour, minute, tzinfo=UTC)
     except ValueError:
         return None
 
