@@ -192,6 +192,17 @@ async def test_large_bodies_are_refused_before_anyone_is_known(client, tokens) -
     streamed = await client.post("/api/v1/auth/token", data=chunked())
     assert streamed.status == 413
 
+    async def chunked_webhook():
+        for _ in range(70):
+            yield b"x" * 1024
+
+    streamed = await client.post(
+        "/webhooks/vonage/inbound",
+        data=chunked_webhook(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status == 413
+
 
 async def test_nul_characters_and_huge_ids_in_bodies_get_a_4xx(client, tokens) -> None:
     headers = tokens.headers("admin")

@@ -45,8 +45,9 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     limit = body_limit(path, request.client_max_size)
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    if limit != request.client_max_size:
-        # A chunked body has no length to check: the clone stops reading at the limit.
+    if limit != request.client_max_size and request.content_length is None and request.body_exists:
+        # A chunked body has no length to check: the clone stops reading at the limit. (A
+        # body with a length was checked above, and is never read past it.)
         request = request.clone(client_max_size=limit)
     if webhook:
         return await _webhook(request)
