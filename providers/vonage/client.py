@@ -74,6 +74,32 @@ class _SendOnceAdapter(HTTPAdapter):
         )
         self._ca_file = ca_file
         self._timeout = timeout
+        self._pool_keys: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    # requests looks for the CA bundle on disk (two or three stat calls) before every
+    # request, to pick a pool and to check it: over a tenth of a send's CPU here. The
+    # bundle, the host and the pool do not change between sends: looked up once.
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        key = (url.lower().startswith("https"), verify, repr(cert))
+        if getattr(conn, "_campaigns_verified", None) == key:
+            return
+        super().cert_verify(conn, url, verify, cert)
+        conn._campaigns_verified = key
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        key = (request.url, verify, cert if isinstance(cert, str | tuple) else repr(cert))
+        found = self._pool_keys.get(key)
+        if found is None:
+            if len(self._pool_keys) >= 16:  # one URL in practice; bounded all the same
+                self._pool_keys.clear()
+            found = self._pool_keys[key] = super().build_connection_pool_key_attributes(
+                request, verify, cert
+            )
+        host_params, pool_kwargs = found
+        return dict(host_params), dict(pool_kwargs)
 
     def send(
         self,
