@@ -53,6 +53,7 @@ from vonage_sms import SmsMessage
 
 from providers.base import Outcome, SendResult, SmsRequest
 from providers.vonage.errors import describe_failure
+from providers.vonage.lean_session import LeanSession
 
 __all__ = ["RETRYABLE_STATUSES", "VonageSmsProvider", "interpret_response"]
 
@@ -280,8 +281,10 @@ class VonageSmsProvider:
                 options["rest_host"] = self._rest_host
                 options["api_host"] = self._rest_host
             client = Vonage(Auth(self._api_key, self._api_secret), HttpClientOptions(**options))
-            # No public way to reach the session: mounted over the SDK's adapter.
-            session: requests.Session = client.http_client._session
+            # No public way to reach the session: replaced by one that prepares the SMS
+            # form cheaply (see lean_session), with our adapter over the SDK's.
+            session = LeanSession()
+            client.http_client._session = session
             session.mount("https://", _SendOnceAdapter(self._ca_file, self._timeout))
             self._settle_environment(session, client.http_client.rest_host)
             self._local.client = client
