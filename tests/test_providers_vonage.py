@@ -348,3 +348,30 @@ async def test_throughput_through_the_provider(emulator_process) -> None:
         await prov.close()
     assert outcomes.count(Outcome.SUBMITTED) == 1999
     print(f"\nVonage provider -> emulator (separate process): {1999 / elapsed:.0f} SMS/s")
+
+
+async def test_the_adapter_keeps_its_pool_until_it_is_closed(emulator) -> None:
+    from providers.vonage.client import _SendOnceAdapter
+    from providers.vonage.lean_session import LeanSession
+
+    session = LeanSession()
+    session.trust_env = False
+    adapter = _SendOnceAdapter(str(emulator.ca_file), (5.0, 5.0))
+    session.mount("https://", adapter)
+    url = f"https://{emulator.rest_host}/sms/json"
+    form = {"api_key": KEY, "api_secret": SECRET, "from": "CCAS", "to": "33612345678"}
+
+    def send(n: int) -> tuple[int, object]:
+        response = session.post(url, data={**form, "text": f"n{n}", "client-ref": str(n)})
+        request = response.request
+        return response.status_code, adapter.get_connection_with_tls_context(
+            request, str(emulator.ca_file)
+        )
+
+    (first, pool), (second, same) = [await asyncio.to_thread(send, n) for n in (1, 2)]
+    assert (first, second) == (200, 200) and same is pool
+    adapter.close()  # drops its pools: the next send takes a new one
+    third, other = await asyncio.to_thread(send, 3)
+    assert third == 200 and other is not pool
+    assert [m["client-ref"] for m in emulator.received] == ["1", "2", "3"]
+    session.close()

@@ -45,6 +45,7 @@ from typing import Any
 import requests
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 from urllib3 import Retry
 from urllib3.exceptions import NewConnectionError
 from vonage import Auth, HttpClientOptions, Vonage
@@ -75,11 +76,12 @@ class _SendOnceAdapter(HTTPAdapter):
         )
         self._ca_file = ca_file
         self._timeout = timeout
-        self._pool_keys: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._pools: dict[tuple[Any, ...], Any] = {}
 
-    # requests looks for the CA bundle on disk (two or three stat calls) before every
-    # request, to pick a pool and to check it: over a tenth of a send's CPU here. The
-    # bundle, the host and the pool do not change between sends: looked up once.
+    # Before every request, requests looks for the CA bundle on disk (stat calls) and
+    # builds the pool's key anew (a 30-field tuple, with the bundle looked up again): a
+    # fifth of a send's CPU here. The bundle, the host and the pool do not change between
+    # sends: each is looked up once per pool.
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         key = (url.lower().startswith("https"), verify, repr(cert))
@@ -88,19 +90,29 @@ class _SendOnceAdapter(HTTPAdapter):
         super().cert_verify(conn, url, verify, cert)
         conn._campaigns_verified = key
 
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        key = (request.url, verify, cert if isinstance(cert, str | tuple) else repr(cert))
-        found = self._pool_keys.get(key)
-        if found is None:
-            if len(self._pool_keys) >= 16:  # one URL in practice; bounded all the same
-                self._pool_keys.clear()
-            found = self._pool_keys[key] = super().build_connection_pool_key_attributes(
-                request, verify, cert
-            )
-        host_params, pool_kwargs = found
-        return dict(host_params), dict(pool_kwargs)
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: Any,
+        proxies: dict[str, str] | None = None,
+        cert: Any = None,
+    ) -> Any:
+        if proxies and select_proxy(str(request.url), proxies):  # a proxy: as requests does
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        key = (request.url, verify, repr(cert))
+        pool = self._pools.get(key)
+        # A pool closed since is not used again. (One the manager dropped for another
+        # host still works: urllib3 closes it when nobody holds it any more.)
+        if pool is None or pool.pool is None:
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if len(self._pools) >= 16:  # one URL in practice; bounded all the same
+                self._pools.clear()
+            self._pools[key] = pool
+        return pool
+
+    def close(self) -> None:
+        self._pools.clear()
+        super().close()
 
     def send(
         self,
