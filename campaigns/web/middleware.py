@@ -45,9 +45,10 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     limit = body_limit(path, request.client_max_size)
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    if limit != request.client_max_size and request.content_length is None and request.body_exists:
-        # A chunked body has no length to check: the clone stops reading at the limit. (A
-        # body with a length was checked above, and is never read past it.)
+    if limit != request.client_max_size and not (webhook and request.content_length is not None):
+        # A chunked body has no length to check: the clone stops reading at the limit, and
+        # `http.read_capped` relies on it. (A webhook's body with a length was checked above
+        # and is read whole, never past it: it is spared the copy of the request.)
         request = request.clone(client_max_size=limit)
     if webhook:
         return await _webhook(request)
