@@ -86,12 +86,15 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, Any]:
-    """CPU seconds so far of the processes of each role, and of PostgreSQL's processes."""
+def cpu_by_role(roles: dict[str, list[int]], *, redis: bool = False) -> dict[str, Any]:
+    """CPU seconds so far of the processes of each role, and of PostgreSQL's processes
+    (and of Redis's, if asked)."""
     spent: dict[str, Any] = {
         role: sum(process_cpu_seconds(pid) for pid in pids) for role, pids in roles.items()
     }
     spent["PostgreSQL"] = cpu_seconds_by_pid()
+    if redis:
+        spent["Redis"] = cpu_seconds_by_pid("redis-server")
     return spent
 
 
@@ -99,7 +102,7 @@ def cpu_report(before: dict[str, Any], after: dict[str, Any], units: int) -> str
     """'role 1.23, ...': CPU milliseconds per unit of work of each role between two samples."""
     spent = {
         role: cpu_spent_since(before[role], after[role])
-        if role == "PostgreSQL"
+        if isinstance(before[role], dict)  # a server's processes, by pid
         else after[role] - before[role]
         for role in before
     }

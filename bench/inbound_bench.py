@@ -39,15 +39,9 @@ from yarl import URL
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from providers.vonage.signatures import sign_params  # noqa: E402
+from bench_support import cpu_by_role, cpu_report, emit_result, load_average  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_support import (  # noqa: E402
-    cpu_by_role,
-    cpu_report,
-    cpu_seconds_by_pid,
-    cpu_spent_since,
-)
+from providers.vonage.signatures import sign_params  # noqa: E402
 
 BASE_URL = os.environ.get("CAMPAIGNS_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("CAMPAIGNS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -208,12 +202,6 @@ async def hammer(
     return elapsed, latencies, errors
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -264,19 +252,15 @@ async def measure(
         base = f"http://127.0.0.1:{port}"
         await hammer(base, warmup, concurrency)
         roles = {"serveur": [process.pid], "client": [os.getpid()]}
-        cpu_before = cpu_by_role(roles)
-        redis_before = cpu_seconds_by_pid("redis-server")
+        cpu_before = cpu_by_role(roles, redis=True)
         elapsed, latencies, errors = await hammer(base, requests, concurrency)
-        cpu_after = cpu_by_role(roles)
-        redis_spent = cpu_spent_since(redis_before, cpu_seconds_by_pid("redis-server"))
+        cpu_after = cpu_by_role(roles, redis=True)
         server_cpu = cpu_after["serveur"] - cpu_before["serveur"]
     finally:
         stop(process)
-    where = cpu_report(cpu_before, cpu_after, len(requests))
-    redis_ms = redis_spent * 1000 / len(requests)
     machine_ms = (os.cpu_count() or 1) * elapsed * 1000 / len(requests)
     print(
-        f"{name} : CPU ms par requête : {where}, Redis {redis_ms:.2f} "
+        f"{name} : CPU ms par requête : {cpu_report(cpu_before, cpu_after, len(requests))} "
         f"(temps machine : {machine_ms:.2f} ms sur {os.cpu_count()} cœurs)",
         flush=True,
     )
@@ -434,8 +418,6 @@ def print_report(results: list[Result], total_replies: int, multi: int, args: An
 
 
 async def main(args: argparse.Namespace) -> int:
-    from bench_support import load_average
-
     print(f"charge avant : {load_average()} (2 cœurs)", flush=True)
     run = uuid.uuid4().hex[:6].upper()
     database = f"campaigns_bench_inbound_{os.getpid()}"
@@ -472,8 +454,7 @@ async def main(args: argparse.Namespace) -> int:
             f"vérification : {replies:,} réponses en base ({warm_replies:,} de l'échauffement), "
             f"{complete:,} complètes, {waiting} parties en attente, {queued:,} tâches en file"
         )
-        from bench_support import emit_result  # for bench/run_all.py
-
+        # The last line, for bench/run_all.py.
         emit_result(
             [
                 {"name": "inbound webhook requests/s", "value": app.rps, "unit": "req/s",

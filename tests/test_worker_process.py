@@ -212,8 +212,10 @@ async def test_a_killed_worker_never_causes_a_second_message(
 
     await wait_for(mid_batch, 40, "first sends", workers)
     # The receipts of what is in flight now come late: first the messages caught by the
-    # kill must be found unconfirmed, then their receipts settle them.
-    emulator.update(dlr_delay_ms=10_000)
+    # kill must be found unconfirmed, then their receipts settle them. Late enough that a
+    # slow start of the next worker (imports, on a loaded machine) still comes first: the
+    # new worker settles a dead one's claims, then applies the receipts that waited.
+    emulator.update(dlr_delay_ms=30_000)
     first.send_signal(signal.SIGKILL)
     first.wait()
     claims = await Message.filter(campaign_id=campaign_id, status=M.SENDING).values_list(
@@ -255,7 +257,7 @@ async def test_a_killed_worker_never_causes_a_second_message(
         rows = await Message.filter(campaign_id=campaign_id).values_list("id", "status")
         return all((status == M.DELIVERED) == (mid in reached) for mid, status in rows)
 
-    await wait_for(settled, 30, "receipts to settle every message that left", workers)
+    await wait_for(settled, 60, "receipts to settle every message that left", workers)
     rows = {
         mid: (status, attempts)
         for mid, status, attempts in await Message.filter(campaign_id=campaign_id).values_list(
