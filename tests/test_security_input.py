@@ -4,6 +4,7 @@ spraying, shared through Redis; bad input answered with a French 4xx, never a 50
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import uuid
 
@@ -202,6 +203,18 @@ async def test_large_bodies_are_refused_before_anyone_is_known(client, tokens) -
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert streamed.status == 413
+    # A small compressed body is capped by what it inflates to, not by its length.
+    inflating = gzip.compress(b"text=" + b"a" * 2_000_000)
+    assert len(inflating) < 64 * 1024
+    compressed = await client.post(
+        "/webhooks/vonage/inbound",
+        data=inflating,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Encoding": "gzip",
+        },
+    )
+    assert compressed.status == 413
 
 
 async def test_nul_characters_and_huge_ids_in_bodies_get_a_4xx(client, tokens) -> None:

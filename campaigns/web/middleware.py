@@ -45,10 +45,8 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     limit = body_limit(path, request.client_max_size)
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    if limit != request.client_max_size and not (webhook and request.content_length is not None):
-        # A chunked body has no length to check: the clone stops reading at the limit, and
-        # `http.read_capped` relies on it. (A webhook's body with a length was checked above
-        # and is read whole, never past it: it is spared the copy of the request.)
+    if limit != request.client_max_size:
+        # A chunked body has no length to check: the clone stops reading at the limit.
         request = request.clone(client_max_size=limit)
     if webhook:
         return await _webhook(request)
