@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from campaigns.core.nonce_store import NonceStore, RedisNonceStore
 from campaigns.core.runtime import Runtime
@@ -84,8 +85,7 @@ async def remember_and_enqueue(
         assert isinstance(store, RedisNonceStore)
         command = _Captured()
         store.add_to(cast(Any, command), nonces)
-        result: Any = await _kept(store.redis).eval(*command.args)
-        return RedisNonceStore.read(result)
+        return RedisNonceStore.read(await _eval_kept(store.redis, command.args))
     if not shared and nonces:
         found, _ = await asyncio.gather(store.remember(nonces), _run_script(pool, queue_name, jobs))
         return found
@@ -114,6 +114,18 @@ def _kept(redis: Any) -> Any:
         # A client on one connection of the same pool; it reconnects after an outage.
         kept = _KEPT[redis] = redis.client()
     return kept
+
+
+async def _eval_kept(redis: Any, args: tuple[Any, ...]) -> Any:
+    kept = _kept(redis)
+    try:
+        return await kept.eval(*args)
+    except RedisConnectionError:
+        # Unlike the pool, the kept connection is not checked before use: one the server
+        # closed (a restart, an idle timeout) fails once, then reconnects. Sent again: a
+        # nonce the first try may have set holds this very request's fingerprint, which
+        # reads as the same request, not as a replay.
+        return await kept.eval(*args)
 
 
 class _Captured:
