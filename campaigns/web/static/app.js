@@ -161,8 +161,12 @@ function bindAudienceBuilder() {
   if (!form) return;
   const output = document.getElementById("audience-count");
   const error = document.getElementById("audience-error");
+  let latest = 0;
   const refresh = debounce(async () => {
+    const asked = ++latest;
     const result = await postJSON("/api/v1/audiences/count", { filter: audienceFilter(form) });
+    // An answer to an older filter that comes back last must not replace the newer count.
+    if (asked !== latest) return;
     if (result.ok) {
       output.textContent = new Intl.NumberFormat("fr-FR")
         .format(result.body.count)
