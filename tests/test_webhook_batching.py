@@ -4,8 +4,9 @@ to their own batch, identical retries answered, odd signed content stored for a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -40,6 +41,43 @@ def receipt(n: int, status: str = "delivered") -> dict[str, str]:
         "message-timestamp": "2026-03-16 12:05:00",
         "api-key": "k",
     }
+
+
+@contextlib.asynccontextmanager
+async def services_in_redis(app: Any, tmp_path: Any, name: str) -> AsyncIterator[tuple[Any, str]]:
+    """The app keeps its settings; its queue and nonces live in Redis for the block (a
+    runtime of their own, under a queue name of their own, deleted after)."""
+    from workers.runtime import build_runtime, close_runtime
+
+    queue_name = f"test-{name}-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        CAMPAIGNS_DATABASE_URL=app.runtime.settings.database_url,
+        CAMPAIGNS_REDIS_URL=REDIS_URL,
+        CAMPAIGNS_QUEUE_NAME=queue_name,
+        CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
+        CAMPAIGNS_SECRET_KEY="k" * 32,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    redis_runtime = await build_runtime(settings)
+    own = app.runtime.queue, app.runtime.nonce_store, app.runtime.redis
+    try:
+        app.runtime.queue = redis_runtime.queue
+        app.runtime.nonce_store = redis_runtime.nonce_store
+        app.runtime.redis = redis_runtime.redis
+        yield redis_runtime, queue_name
+    finally:
+        pool = redis_runtime.queue.pool
+        keys = [k async for k in pool.scan_iter(match=f"*{queue_name}*", count=1000)]
+        if keys:
+            await pool.delete(*keys)
+        app.runtime.queue, app.runtime.nonce_store, app.runtime.redis = own
+        await close_runtime(redis_runtime)
+
+
+def replaying(params: dict[str, str], signed_request: dict[str, str]) -> dict[str, str]:
+    """Other content, validly signed with the nonce (and time) of a request already sent."""
+    stamp, nonce = int(signed_request["timestamp"]), signed_request["nonce"]
+    return sign_params(params, SECRET, "sha256", stamp, nonce)
 
 
 class InsertCounter:
@@ -257,28 +295,11 @@ async def test_jobs_and_nonces_go_to_redis_in_one_batch(
     require_redis()
     from arq.jobs import Job, JobStatus
 
-    from workers.runtime import build_runtime, close_runtime
-
     app = await make_app(
         clock=SIGNED_AT, VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_SIGNATURE_METHOD="sha256"
     )
-    queue_name = f"test-batch-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        CAMPAIGNS_DATABASE_URL=app.runtime.settings.database_url,
-        CAMPAIGNS_REDIS_URL=REDIS_URL,
-        CAMPAIGNS_QUEUE_NAME=queue_name,
-        CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
-        CAMPAIGNS_SECRET_KEY="k" * 32,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    redis_runtime = await build_runtime(settings)
-    pool = redis_runtime.queue.pool  # type: ignore[attr-defined]
-    own = app.runtime.queue, app.runtime.nonce_store, app.runtime.redis
-    try:
-        # The app keeps its settings; its queue and nonces now live in Redis.
-        app.runtime.queue = redis_runtime.queue
-        app.runtime.nonce_store = redis_runtime.nonce_store
-        app.runtime.redis = redis_runtime.redis
+    async with services_in_redis(app, tmp_path, "batch") as (redis_runtime, queue_name):
+        pool = redis_runtime.queue.pool
         requests = [signed(sms(n, "Q")) for n in range(30)]
         answers = await asyncio.gather(*(app.send("json", p) for p in requests))
         assert [a.status for a in answers] == [204] * 30
@@ -290,19 +311,12 @@ async def test_jobs_and_nonces_go_to_redis_in_one_batch(
         assert await job.status() == JobStatus.queued
         info = await job.info()
         assert info is not None and (info.function, info.args) == ("process_reply", (ids[0],))
-        stored = await redis_runtime.redis.get(f"{queue_name}:nonce:{requests[0]['nonce']}")  # type: ignore[union-attr]
+        stored = await redis_runtime.redis.get(f"{queue_name}:nonce:{requests[0]['nonce']}")
         assert stored.decode() == requests[0]["sig"]
         # The same nonce on another (validly signed) SMS: a replay.
-        stamp, nonce = int(requests[3]["timestamp"]), requests[3]["nonce"]
-        replay = await app.send("json", sign_params(sms(99, "Q"), SECRET, "sha256", stamp, nonce))
+        replay = await app.send("json", replaying(sms(99, "Q"), requests[3]))
         assert replay.status == 401
         assert (await replay.json())["error"] == "replayed_nonce"
-    finally:
-        keys = [k async for k in pool.scan_iter(match=f"*{queue_name}*", count=1000)]
-        if keys:
-            await pool.delete(*keys)
-        app.runtime.queue, app.runtime.nonce_store, app.runtime.redis = own
-        await close_runtime(redis_runtime)
 
 
 async def test_long_sms_parts_spread_over_concurrent_batches_make_whole_replies(
@@ -440,58 +454,27 @@ async def test_receipt_nonces_in_redis_tell_a_retry_from_a_replay(
     """Receipts bring nonces and no job: their batch records the nonces with one command.
     Vonage's identical retry is answered again; the same nonce signed anew is a replay."""
     require_redis()
-    from workers.runtime import build_runtime, close_runtime
-
     app = await make_app(
         clock=SIGNED_AT, VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_SIGNATURE_METHOD="sha256"
     )
-    queue_name = f"test-receipts-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        CAMPAIGNS_DATABASE_URL=app.runtime.settings.database_url,
-        CAMPAIGNS_REDIS_URL=REDIS_URL,
-        CAMPAIGNS_QUEUE_NAME=queue_name,
-        CAMPAIGNS_OUTBOX_DIR=str(tmp_path / "outbox"),
-        CAMPAIGNS_SECRET_KEY="k" * 32,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    redis_runtime = await build_runtime(settings)
-    own = app.runtime.queue, app.runtime.nonce_store, app.runtime.redis
-    try:
-        app.runtime.queue = redis_runtime.queue
-        app.runtime.nonce_store = redis_runtime.nonce_store
-        app.runtime.redis = redis_runtime.redis
+    async with services_in_redis(app, tmp_path, "receipts") as (redis_runtime, queue_name):
         requests = [signed(receipt(n, "accepted")) for n in range(20)]
         answers = await asyncio.gather(*(app.client.post(STATUS_URL, data=p) for p in requests))
         assert [(a.status, await a.json()) for a in answers] == [(200, {"status": "stored"})] * 20
         retry = await app.client.post(STATUS_URL, data=requests[3])
         assert (retry.status, await retry.json()) == (200, {"status": "duplicate"})
         # The same nonce on another (validly signed) receipt: a replay.
-        other = {**receipt(99), "timestamp": requests[3]["timestamp"]}
-        other = sign_params(
-            {k: v for k, v in other.items() if k != "timestamp"},
-            SECRET,
-            "sha256",
-            int(requests[3]["timestamp"]),
-            requests[3]["nonce"],
-        )
-        replay = await app.client.post(STATUS_URL, data=other)
+        replay = await app.client.post(STATUS_URL, data=replaying(receipt(99), requests[3]))
         assert replay.status == 401
         assert (await replay.json())["error"] == "replayed_nonce"
-        stored = await redis_runtime.redis.get(f"{queue_name}:nonce:{requests[0]['nonce']}")  # type: ignore[union-attr]
+        stored = await redis_runtime.redis.get(f"{queue_name}:nonce:{requests[0]['nonce']}")
         assert stored.decode() == requests[0]["sig"]
         # The connection the batches keep for their nonces, dropped by the server, is
         # opened again at once: the receipts are stored (a 2xx) and every nonce recorded.
-        kept = _kept(redis_runtime.nonce_store.redis)  # type: ignore[attr-defined]
-        await redis_runtime.redis.execute_command("CLIENT", "KILL", "ID", await kept.client_id())  # type: ignore[union-attr]
+        kept = _kept(redis_runtime.nonce_store.redis)
+        await redis_runtime.redis.execute_command("CLIENT", "KILL", "ID", await kept.client_id())
         later = [signed(receipt(n, "accepted")) for n in (100, 101)]
         for params in later:
             assert (await app.client.post(STATUS_URL, data=params)).status == 200
         for params in later:
-            assert await redis_runtime.redis.get(f"{queue_name}:nonce:{params['nonce']}")  # type: ignore[union-attr]
-    finally:
-        pool = redis_runtime.queue.pool  # type: ignore[attr-defined]
-        keys = [k async for k in pool.scan_iter(match=f"*{queue_name}*", count=1000)]
-        if keys:
-            await pool.delete(*keys)
-        app.runtime.queue, app.runtime.nonce_store, app.runtime.redis = own
-        await close_runtime(redis_runtime)
+            assert await redis_runtime.redis.get(f"{queue_name}:nonce:{params['nonce']}")
