@@ -9,7 +9,7 @@ prepared here with `PreparedRequest`'s own steps, the URL parsed once. Anything 
 (a cookie, a file, JSON, query parameters, an auth object) goes the usual way.
 
 The result is the same request byte for byte: same headers in the same order, same body
-(`tests/test_providers_vonage.py` compares both).
+(`tests/test_vonage_lean_session.py` compares both).
 """
 
 from __future__ import annotations
